@@ -1,0 +1,60 @@
+package normalize_test
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/watchfloor/watchfloor/normalize"
+	"github.com/watchfloor/watchfloor/schemas"
+)
+
+func Example() {
+	format, ok := normalize.Builtin().Lookup("zeek_dns")
+	if !ok {
+		panic("zeek_dns not registered")
+	}
+	dec := format.NewDecoder(normalize.BatchInfo{Received: time.Date(2019, 12, 3, 23, 0, 0, 0, time.UTC)})
+
+	line := []byte(`{"ts":1575413123.292845,"uid":"CzaqP91edb9woeU409","id.orig_h":"10.18.20.97","id.orig_p":52634,` +
+		`"id.resp_h":"10.18.20.8","id.resp_p":53,"proto":"udp","trans_id":19985,"rtt":0.0596,"query":"dns.msftncsi.com",` +
+		`"qclass":1,"qclass_name":"C_INTERNET","qtype":1,"qtype_name":"A","rcode":0,"rcode_name":"NOERROR",` +
+		`"AA":false,"TC":false,"RD":true,"RA":true,"Z":0,"answers":["131.107.255.255"],"TTLs":[17.0],"rejected":false}`)
+
+	var ev schemas.Event // reused between records: call Reset before each
+	ev.Reset()
+	if err := dec.Record(line, &ev); err != nil {
+		fmt.Println("dead letter:", err)
+		return
+	}
+	fmt.Println(ev.Time.Format(time.RFC3339Nano), ev.TypeUID())
+	fmt.Println(ev.Src.IP, "->", ev.Dst.IP, ev.Protocol)
+	fmt.Println(ev.DNS.QueryHostname, ev.DNS.QueryType, ev.DNS.RCode, ev.DNS.Answers, ev.DNS.TTLs)
+	rd, _ := ev.UnmappedValue("RD")
+	fmt.Println("RD:", rd)
+
+	// Output:
+	// 2019-12-03T22:45:23.292Z 400306
+	// 10.18.20.97 -> 10.18.20.8 udp
+	// dns.msftncsi.com A NoError [131.107.255.255] [17]
+	// RD: true
+}
+
+func ExampleSyslog() {
+	dec := normalize.Syslog().NewDecoder(normalize.BatchInfo{Received: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)})
+	var ev schemas.Event
+	if err := dec.Record([]byte("<38>May 30 10:15:30 fw01 sshd[1234]: Accepted publickey for ops"), &ev); err != nil {
+		fmt.Println("dead letter:", err)
+		return
+	}
+	fmt.Println(ev.Time, ev.DeviceHostname, ev.ProcessName, ev.ProcessPID, ev.SeverityID)
+	fmt.Println(ev.Message)
+
+	ev.Reset()
+	err := dec.Record([]byte("not a syslog line"), &ev)
+	fmt.Println(err)
+
+	// Output:
+	// 2025-05-30 10:15:30 +0000 UTC fw01 sshd 1234 1
+	// Accepted publickey for ops
+	// parse syslog: no timestamp at start of "not a syslog line": unknown month
+}

@@ -1,0 +1,229 @@
+// Package sink stores events, detections and dead letters in ClickHouse.
+//
+// A Write is a transaction in the Prometheus Appender sense: the three tables
+// are written as native batches, and only when every Send has returned nil
+// may the caller acknowledge the raw messages the rows came from. Rows carry
+// deterministic ids, so a write that is retried after a crash is harmless:
+// for redelivered input the sink first asks which ids are already stored and
+// skips them, and the tables' ReplacingMergeTree engine collapses whatever a
+// race lets through (see README, "Duplicates").
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/watchfloor/watchfloor/schemas"
+)
+
+// Config configures the ClickHouse connection and the schema.
+type Config struct {
+	Addr     []string // host:port of the native protocol
+	Database string
+	Username string
+	Password string // never logged
+	// DialTimeout bounds connecting; QueryTimeout bounds one statement.
+	DialTimeout  time.Duration
+	QueryTimeout time.Duration
+	// Retention in days per table (0 keeps forever).
+	EventRetentionDays      int
+	DetectionRetentionDays  int
+	DeadLetterRetentionDays int
+}
+
+// DefaultConfig is a local server on the native port.
+func DefaultConfig() Config {
+	return Config{
+		Addr:                    []string{"127.0.0.1:9000"},
+		Database:                "watchfloor",
+		Username:                "default",
+		DialTimeout:             5 * time.Second,
+		QueryTimeout:            60 * time.Second,
+		EventRetentionDays:      365,
+		DetectionRetentionDays:  3 * 365,
+		DeadLetterRetentionDays: 90,
+	}
+}
+
+// Validate reports the first bad setting, naming its key.
+func (c Config) Validate() error {
+	if len(c.Addr) == 0 {
+		return errors.New("clickhouse.addr must name at least one host:port")
+	}
+	for _, a := range c.Addr {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("clickhouse.addr %q must be host:port: %w", a, err)
+		}
+	}
+	if !validIdent(c.Database) {
+		return fmt.Errorf("clickhouse.database %q must be an identifier of [A-Za-z0-9_] starting with a letter or _", c.Database)
+	}
+	if c.DialTimeout <= 0 || c.QueryTimeout <= 0 {
+		return fmt.Errorf("clickhouse.dial_timeout and clickhouse.query_timeout must be positive, got %s and %s", c.DialTimeout, c.QueryTimeout)
+	}
+	for key, d := range map[string]int{
+		"clickhouse.event_retention_days":       c.EventRetentionDays,
+		"clickhouse.detection_retention_days":   c.DetectionRetentionDays,
+		"clickhouse.dead_letter_retention_days": c.DeadLetterRetentionDays,
+	} {
+		if d < 0 || d > 36500 {
+			return fmt.Errorf("%s must be between 0 (keep forever) and 36500, got %d", key, d)
+		}
+	}
+	return nil
+}
+
+func validIdent(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Sink writes rows to one ClickHouse database. Safe for concurrent use.
+type Sink struct {
+	conn     driver.Conn
+	cfg      Config
+	features schemas.Features
+	log      *slog.Logger
+
+	insertEvents, insertFindings, insertDeadLetters string
+}
+
+// Open connects and reads the server version. It does not change the schema:
+// call Migrate for that.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:         cfg.Addr,
+		Auth:         clickhouse.Auth{Database: "default", Username: cfg.Username, Password: cfg.Password},
+		DialTimeout:  cfg.DialTimeout,
+		MaxOpenConns: 8,
+		MaxIdleConns: 4,
+		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse %s: %w", strings.Join(cfg.Addr, ","), err)
+	}
+	s := &Sink{conn: conn, cfg: cfg, log: log}
+	if err := s.readVersion(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	db := cfg.Database
+	s.insertEvents = fmt.Sprintf("INSERT INTO %s.events (%s)", db, schemas.ColumnNames(schemas.EventColumns))
+	s.insertFindings = fmt.Sprintf("INSERT INTO %s.detections (%s)", db, schemas.ColumnNames(schemas.FindingColumns))
+	s.insertDeadLetters = fmt.Sprintf("INSERT INTO %s.dead_letters (%s)", db, schemas.ColumnNames(schemas.DeadLetterColumns))
+	return s, nil
+}
+
+func (s *Sink) readVersion(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout+s.cfg.QueryTimeout)
+	defer cancel()
+	v, err := s.conn.ServerVersion()
+	if err != nil {
+		return fmt.Errorf("connect clickhouse %s: %w", strings.Join(s.cfg.Addr, ","), err)
+	}
+	_ = ctx
+	f, err := schemas.FeaturesFor(fmt.Sprintf("%d.%d.%d", v.Version.Major, v.Version.Minor, v.Version.Patch))
+	if err != nil {
+		return err
+	}
+	s.features = f
+	return nil
+}
+
+// Features are the capabilities of the connected server.
+func (s *Sink) Features() schemas.Features { return s.features }
+
+// Database is the database the sink writes to.
+func (s *Sink) Database() string { return s.cfg.Database }
+
+// Conn exposes the connection for queries (status, tests).
+func (s *Sink) Conn() driver.Conn { return s.conn }
+
+// Ping checks that the server answers.
+func (s *Sink) Ping(ctx context.Context) error { return s.conn.Ping(ctx) }
+
+// Close closes the connection.
+func (s *Sink) Close() error { return s.conn.Close() }
+
+// Rows is one unit of work: everything a set of raw messages produced.
+type Rows struct {
+	Events      []schemas.Event
+	Findings    []schemas.Finding
+	DeadLetters []schemas.DeadLetter
+	// Redelivered marks rows that may already be stored (their message was
+	// delivered before). Write skips ids that are already there.
+	Redelivered bool
+}
+
+// Len is the number of rows of all kinds.
+func (r *Rows) Len() int { return len(r.Events) + len(r.Findings) + len(r.DeadLetters) }
+
+// Reset empties r, keeping capacity.
+func (r *Rows) Reset() {
+	r.Events, r.Findings, r.DeadLetters, r.Redelivered = r.Events[:0], r.Findings[:0], r.DeadLetters[:0], false
+}
+
+// Write stores rows. When it returns nil every row is durably in ClickHouse;
+// any error is worth retrying (the rows are unchanged and may be written again).
+func (s *Sink) Write(ctx context.Context, rows *Rows) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	defer cancel()
+	events, findings, dls := rows.Events, rows.Findings, rows.DeadLetters
+	if rows.Redelivered {
+		var err error
+		if events, findings, dls, err = s.skipStored(ctx, events, findings, dls); err != nil {
+			return err
+		}
+	}
+	if len(events) > 0 {
+		if err := s.send(ctx, s.insertEvents, func(b driver.Batch) error { return appendEvents(b, events) }); err != nil {
+			return fmt.Errorf("insert %d events: %w", len(events), err)
+		}
+	}
+	if len(findings) > 0 {
+		if err := s.send(ctx, s.insertFindings, func(b driver.Batch) error { return appendFindings(b, findings) }); err != nil {
+			return fmt.Errorf("insert %d detections: %w", len(findings), err)
+		}
+	}
+	if len(dls) > 0 {
+		if err := s.send(ctx, s.insertDeadLetters, func(b driver.Batch) error { return appendDeadLetters(b, dls) }); err != nil {
+			return fmt.Errorf("insert %d dead letters: %w", len(dls), err)
+		}
+	}
+	return nil
+}
+
+func (s *Sink) send(ctx context.Context, query string, fill func(driver.Batch) error) error {
+	b, err := s.conn.PrepareBatch(ctx, query)
+	if err != nil {
+		return fmt.Errorf("prepare batch: %w", err)
+	}
+	defer b.Close()
+	if err := fill(b); err != nil {
+		_ = b.Abort()
+		return err
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("send batch: %w", err)
+	}
+	return nil
+}
