@@ -1,0 +1,257 @@
+package detect
+
+import "unicode/utf8"
+
+// multiContains matches "contains any of these literals", case-insensitively,
+// in one pass over the input: an Aho-Corasick automaton over ASCII-folded
+// bytes. Large keyword lists (some SigmaHQ rules hold hundreds) cost one scan
+// instead of one scan per keyword. Input with non-ASCII bytes goes to the
+// per-literal matchers, which fold Unicode exactly.
+type multiContains struct {
+	classes [256]uint8 // byte (lower-cased) -> alphabet class; 0 = not in any literal
+	nclass  int
+	delta   []int32 // state*nclass + class -> next state
+	accept  []bool
+	slow    []stringMatcher
+}
+
+// minMultiContains is the number of literals from which one automaton beats
+// separate searches.
+const minMultiContains = 4
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// newMultiContains builds the automaton; every literal must be ASCII and
+// non-empty.
+func newMultiContains(lits []string) *multiContains {
+	m := &multiContains{nclass: 1}
+	for _, l := range lits {
+		for i := 0; i < len(l); i++ {
+			b := lowerASCII(l[i])
+			if m.classes[b] == 0 {
+				m.classes[b] = uint8(m.nclass)
+				m.nclass++
+			}
+		}
+		m.slow = append(m.slow, containsMatcher{lit: l, fold: true})
+	}
+	for b := 'A'; b <= 'Z'; b++ {
+		m.classes[b] = m.classes[b+'a'-'A']
+	}
+	// Trie: -1 marks a missing edge until the automaton is completed.
+	newState := func() int32 {
+		for c := 0; c < m.nclass; c++ {
+			m.delta = append(m.delta, -1)
+		}
+		m.accept = append(m.accept, false)
+		return int32(len(m.accept) - 1)
+	}
+	newState()
+	for _, l := range lits {
+		st := int32(0)
+		for i := 0; i < len(l); i++ {
+			c := int(m.classes[l[i]])
+			nx := m.delta[int(st)*m.nclass+c]
+			if nx < 0 {
+				nx = newState()
+				m.delta[int(st)*m.nclass+c] = nx
+			}
+			st = nx
+		}
+		m.accept[st] = true
+	}
+	// Breadth-first: fill missing edges from the failure state.
+	fail := make([]int32, len(m.accept))
+	queue := make([]int32, 0, len(m.accept))
+	for c := 0; c < m.nclass; c++ {
+		if nx := m.delta[c]; nx > 0 {
+			fail[nx] = 0
+			queue = append(queue, nx)
+		} else {
+			m.delta[c] = 0
+		}
+	}
+	for len(queue) > 0 {
+		u := queue[0]
+		queue = queue[1:]
+		m.accept[u] = m.accept[u] || m.accept[fail[u]]
+		for c := 0; c < m.nclass; c++ {
+			i := int(u)*m.nclass + c
+			if nx := m.delta[i]; nx >= 0 {
+				fail[nx] = m.delta[int(fail[u])*m.nclass+c]
+				queue = append(queue, nx)
+			} else {
+				m.delta[i] = m.delta[int(fail[u])*m.nclass+c]
+			}
+		}
+	}
+	return m
+}
+
+func (m *multiContains) matchString(s string) bool {
+	st := int32(0)
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b >= utf8.RuneSelf {
+			return m.matchSlow(s)
+		}
+		st = m.delta[int(st)*m.nclass+int(m.classes[b])]
+		if m.accept[st] {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *multiContains) matchSlow(s string) bool {
+	for _, sm := range m.slow {
+		if sm.matchString(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeContains replaces four or more case-insensitive ASCII "contains"
+// matchers of an OR list by one automaton, keeping the others in order.
+func mergeContains(ms []stringMatcher) []stringMatcher {
+	var lits []string
+	for _, sm := range ms {
+		if c, ok := sm.(containsMatcher); ok && c.fold && c.lit != "" && isASCII(c.lit) {
+			lits = append(lits, c.lit)
+		}
+	}
+	if len(lits) < minMultiContains {
+		return ms
+	}
+	out := []stringMatcher{newMultiContains(lits)}
+	for _, sm := range ms {
+		if c, ok := sm.(containsMatcher); ok && c.fold && c.lit != "" && isASCII(c.lit) {
+			continue
+		}
+		out = append(out, sm)
+	}
+	return out
+}
+
+// multiAffix matches "ends with (or starts with) any of these literals",
+// case-insensitively, with one walk of a trie over ASCII-folded bytes from
+// the anchored end of the input.
+type multiAffix struct {
+	suffix bool
+	nodes  []affixNode
+	slow   []stringMatcher
+}
+
+type affixNode struct {
+	accept bool
+	next   map[byte]int32
+}
+
+func newMultiAffix(lits []string, suffix bool) *multiAffix {
+	m := &multiAffix{suffix: suffix, nodes: []affixNode{{}}}
+	for _, l := range lits {
+		if suffix {
+			m.slow = append(m.slow, suffixMatcher{lit: l, fold: true})
+		} else {
+			m.slow = append(m.slow, prefixMatcher{lit: l, fold: true})
+		}
+		st := int32(0)
+		for i := range len(l) {
+			b := l[i]
+			if suffix {
+				b = l[len(l)-1-i]
+			}
+			b = lowerASCII(b)
+			nx, ok := m.nodes[st].next[b]
+			if !ok {
+				if m.nodes[st].next == nil {
+					m.nodes[st].next = map[byte]int32{}
+				}
+				nx = int32(len(m.nodes))
+				m.nodes[st].next[b] = nx
+				m.nodes = append(m.nodes, affixNode{})
+			}
+			st = nx
+		}
+		m.nodes[st].accept = true
+	}
+	return m
+}
+
+func (m *multiAffix) matchString(s string) bool {
+	st := int32(0)
+	for i := range len(s) {
+		b := s[i]
+		if m.suffix {
+			b = s[len(s)-1-i]
+		}
+		if b >= utf8.RuneSelf {
+			return m.matchSlow(s)
+		}
+		nx, ok := m.nodes[st].next[lowerASCII(b)]
+		if !ok {
+			return false
+		}
+		if st = nx; m.nodes[st].accept {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *multiAffix) matchSlow(s string) bool {
+	for _, sm := range m.slow {
+		if sm.matchString(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeAffixes replaces four or more case-insensitive ASCII prefix (or
+// suffix) matchers of an OR list by one trie.
+func mergeAffixes(ms []stringMatcher) []stringMatcher {
+	lit := func(sm stringMatcher) (string, bool, bool) { // literal, suffix, mergeable
+		switch c := sm.(type) {
+		case suffixMatcher:
+			return c.lit, true, c.fold && c.lit != "" && isASCII(c.lit)
+		case prefixMatcher:
+			return c.lit, false, c.fold && c.lit != "" && isASCII(c.lit)
+		}
+		return "", false, false
+	}
+	var sufs, pres []string
+	for _, sm := range ms {
+		if l, suffix, ok := lit(sm); ok && suffix {
+			sufs = append(sufs, l)
+		} else if ok {
+			pres = append(pres, l)
+		}
+	}
+	mergeSuf, mergePre := len(sufs) >= minMultiContains, len(pres) >= minMultiContains
+	if !mergeSuf && !mergePre {
+		return ms
+	}
+	var out []stringMatcher
+	if mergeSuf {
+		out = append(out, newMultiAffix(sufs, true))
+	}
+	if mergePre {
+		out = append(out, newMultiAffix(pres, false))
+	}
+	for _, sm := range ms {
+		if _, suffix, ok := lit(sm); ok && (suffix && mergeSuf || !suffix && mergePre) {
+			continue
+		}
+		out = append(out, sm)
+	}
+	return out
+}

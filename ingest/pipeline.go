@@ -1,0 +1,333 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sourcegraph/conc"
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/watchfloor/watchfloor/normalize"
+	"github.com/watchfloor/watchfloor/schemas"
+	"github.com/watchfloor/watchfloor/sink"
+)
+
+// Store is where settled rows go. A nil error means the rows are durable;
+// any error is treated as retryable (ClickHouse down, timeout).
+type Store interface {
+	Write(ctx context.Context, rows *sink.Rows) error
+}
+
+// Rules evaluates one event. Implementations are safe for concurrent use.
+type Rules interface {
+	Eval(ev *schemas.Event, out []schemas.Finding) []schemas.Finding
+}
+
+// FindingPublisher publishes findings to soc.detections.<agency>.<level>.
+type FindingPublisher interface {
+	Publish(ctx context.Context, findings []schemas.Finding) error
+}
+
+// PipelineConfig sizes the consumer, the worker pool and the flushes.
+type PipelineConfig struct {
+	Durable       string        // durable consumer name shared by all instances
+	Workers       int           // goroutines decoding, normalizing and evaluating batches
+	FetchBatch    int           // messages pulled per request
+	MaxAckPending int           // unacknowledged messages the server hands this consumer
+	AckWait       time.Duration // redelivery after this long without ack or progress
+	FlushRows     int           // rows that trigger a ClickHouse insert
+	FlushInterval time.Duration // longest wait before an insert of whatever is pending
+	RetryMax      time.Duration // ceiling of the backoff between failed inserts
+	DrainTimeout  time.Duration // how long a shutdown may spend storing what is in flight
+}
+
+// DefaultPipelineConfig suits one instance on a small machine.
+func DefaultPipelineConfig() PipelineConfig {
+	return PipelineConfig{
+		Durable:       "watchfloor",
+		Workers:       runtime.GOMAXPROCS(0),
+		FetchBatch:    64,
+		MaxAckPending: 1024,
+		AckWait:       2 * time.Minute,
+		FlushRows:     50000,
+		FlushInterval: time.Second,
+		RetryMax:      30 * time.Second,
+		DrainTimeout:  60 * time.Second,
+	}
+}
+
+// Validate reports the first bad setting, naming its key.
+func (c PipelineConfig) Validate() error {
+	switch {
+	case c.Durable == "" || len(c.Durable) > 64:
+		return fmt.Errorf("pipeline.durable must be 1 to 64 characters, got %q", c.Durable)
+	case c.Workers < 1 || c.Workers > 1024:
+		return fmt.Errorf("pipeline.workers must be between 1 and 1024, got %d", c.Workers)
+	case c.FetchBatch < 1 || c.FetchBatch > 10000:
+		return fmt.Errorf("pipeline.fetch_batch must be between 1 and 10000, got %d", c.FetchBatch)
+	case c.MaxAckPending < c.FetchBatch:
+		return fmt.Errorf("pipeline.max_ack_pending must be at least pipeline.fetch_batch (%d), got %d", c.FetchBatch, c.MaxAckPending)
+	case c.AckWait < 10*time.Second:
+		return fmt.Errorf("pipeline.ack_wait must be at least 10s, got %s", c.AckWait)
+	case c.FlushRows < 1 || c.FlushRows > 1000000:
+		return fmt.Errorf("pipeline.flush_rows must be between 1 and 1000000, got %d", c.FlushRows)
+	case c.FlushInterval < 10*time.Millisecond || c.FlushInterval > c.AckWait/4:
+		return fmt.Errorf("pipeline.flush_interval must be between 10ms and a quarter of pipeline.ack_wait, got %s", c.FlushInterval)
+	case c.RetryMax < 100*time.Millisecond:
+		return fmt.Errorf("pipeline.retry_max must be at least 100ms, got %s", c.RetryMax)
+	case c.DrainTimeout < time.Second:
+		return fmt.Errorf("pipeline.drain_timeout must be at least 1s, got %s", c.DrainTimeout)
+	}
+	return nil
+}
+
+// Pipeline consumes SOC_RAW and settles each message once its rows are
+// stored. It is one JetStream hop: decode, normalize, detect and the sink
+// hand-off run in-process on the same batch.
+type Pipeline struct {
+	cfg      PipelineConfig
+	js       jetstream.JetStream
+	formats  *normalize.Registry
+	store    Store
+	findings FindingPublisher
+	log      *slog.Logger
+	metrics  *Metrics
+	now      func() time.Time
+
+	rules   atomic.Pointer[rulesHolder]
+	ready   atomic.Bool
+	pending atomic.Int64 // consumer lag seen at the last poll
+}
+
+type rulesHolder struct{ r Rules }
+
+// NewPipeline wires a pipeline. metrics may be nil (no-op).
+func NewPipeline(cfg PipelineConfig, js jetstream.JetStream, formats *normalize.Registry, store Store, rules Rules, findings FindingPublisher, metrics *Metrics, log *slog.Logger) (*Pipeline, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if js == nil || formats == nil || store == nil || rules == nil || findings == nil || log == nil {
+		return nil, errors.New("new pipeline: js, formats, store, rules, findings and log are required")
+	}
+	if metrics == nil {
+		metrics = NopMetrics()
+	}
+	p := &Pipeline{cfg: cfg, js: js, formats: formats, store: store, findings: findings, log: log, metrics: metrics, now: time.Now}
+	p.SetRules(rules)
+	return p, nil
+}
+
+// SetRules swaps the rule set. Each batch is evaluated by the one set that
+// was current when its processing began.
+func (p *Pipeline) SetRules(r Rules) { p.rules.Store(&rulesHolder{r}) }
+
+// Ready reports whether the consumer is running.
+func (p *Pipeline) Ready() bool { return p.ready.Load() }
+
+// ConsumerConfig is the durable consumer every instance shares.
+func (c PipelineConfig) ConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       c.Durable,
+		Description:   "watchfloor pipeline: normalize, detect, store",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		// Unlimited deliveries: a message is only redelivered when an
+		// instance died or could not store it, never because its content is
+		// bad (bad records become dead letters), so giving up would lose data.
+		MaxDeliver:    -1,
+		FilterSubject: RawSubjectsAll,
+		MaxAckPending: c.MaxAckPending,
+	}
+}
+
+// Run consumes until ctx ends, then drains: no new messages are taken,
+// in-flight batches are processed, stored and acked, and Run returns.
+func (p *Pipeline) Run(ctx context.Context) error {
+	cons, err := p.js.CreateOrUpdateConsumer(ctx, StreamRaw, p.cfg.ConsumerConfig())
+	if err != nil {
+		return fmt.Errorf("create consumer %s on %s: %w", p.cfg.Durable, StreamRaw, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(p.cfg.FetchBatch))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", StreamRaw, err)
+	}
+	stopOnCancel := context.AfterFunc(ctx, it.Drain)
+	defer stopOnCancel()
+
+	results := make(chan *processed, p.cfg.Workers)
+	var bg conc.WaitGroup
+	var collectErr error
+	bg.Go(func() { collectErr = p.collect(ctx, results) })
+	lagCtx, stopLag := context.WithCancel(context.Background())
+	bg.Go(func() { p.pollLag(lagCtx, cons) })
+
+	p.ready.Store(true)
+	p.log.Info("pipeline consuming", "stream", StreamRaw, "durable", p.cfg.Durable, "workers", p.cfg.Workers)
+	workers := pool.New().WithMaxGoroutines(p.cfg.Workers)
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				break
+			}
+			p.log.Warn("next raw message", "err", err)
+			continue
+		}
+		workers.Go(func() { results <- p.process(msg) })
+	}
+	p.ready.Store(false)
+	workers.Wait()
+	close(results)
+	stopLag()
+	bg.Wait()
+	p.log.Info("pipeline drained")
+	return collectErr
+}
+
+func (p *Pipeline) pollLag(ctx context.Context, cons jetstream.Consumer) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			info, err := cons.Info(ctx)
+			if err != nil {
+				continue
+			}
+			p.pending.Store(int64(info.NumPending))
+			p.metrics.setLag(int64(info.NumPending), int64(info.NumAckPending))
+		}
+	}
+}
+
+// processed is everything one raw message produced.
+type processed struct {
+	msg         jetstream.Msg
+	events      []schemas.Event
+	findings    []schemas.Finding
+	deadLetters []schemas.DeadLetter
+	redelivered bool
+	records     int
+}
+
+// collect owns the pending rows: it flushes them on size or time, and acks
+// the messages they came from only after the store accepted them.
+func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error {
+	var (
+		batch  []*processed
+		rows   sink.Rows
+		oldest time.Time
+	)
+	tick := time.NewTicker(p.cfg.FlushInterval / 4)
+	defer tick.Stop()
+	flush := func(fctx context.Context) error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := p.settle(fctx, batch, &rows)
+		for i := range batch {
+			batch[i] = nil
+		}
+		batch = batch[:0]
+		rows.Reset()
+		return err
+	}
+	for {
+		select {
+		case r, ok := <-results:
+			if !ok {
+				// Shutdown: store what is in flight with a fresh deadline,
+				// since ctx is already done.
+				dctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
+				defer cancel()
+				return flush(dctx)
+			}
+			if len(batch) == 0 {
+				oldest = p.now()
+			}
+			batch = append(batch, r)
+			rows.Events = append(rows.Events, r.events...)
+			rows.Findings = append(rows.Findings, r.findings...)
+			rows.DeadLetters = append(rows.DeadLetters, r.deadLetters...)
+			rows.Redelivered = rows.Redelivered || r.redelivered
+			if rows.Len() >= p.cfg.FlushRows {
+				if err := flush(ctx); err != nil && ctx.Err() == nil {
+					return err
+				}
+			}
+		case <-tick.C:
+			if len(batch) > 0 && p.now().Sub(oldest) >= p.cfg.FlushInterval {
+				if err := flush(ctx); err != nil && ctx.Err() == nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// settle stores rows (retrying with backoff while the store is down and
+// telling the server the messages are still in progress), publishes the
+// findings, then acks. If ctx ends first the messages stay unacked and the
+// server redelivers them; their deterministic ids make that harmless.
+func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Rows) error {
+	start := p.now()
+	if err := p.retry(ctx, batch, "store rows", func(ctx context.Context) error { return p.store.Write(ctx, rows) }); err != nil {
+		return err
+	}
+	p.metrics.stored(ctx, rows, p.now().Sub(start))
+	if len(rows.Findings) > 0 {
+		if err := p.retry(ctx, batch, "publish findings", func(ctx context.Context) error { return p.findings.Publish(ctx, rows.Findings) }); err != nil {
+			return err
+		}
+	}
+	for _, r := range batch {
+		if err := r.msg.Ack(); err != nil {
+			// The rows are stored; a lost ack means a redelivery that the
+			// sink's id check turns into a no-op.
+			p.log.Warn("ack raw message", "subject", r.msg.Subject(), "err", err)
+		}
+	}
+	p.metrics.acked(ctx, len(batch))
+	return nil
+}
+
+func (p *Pipeline) retry(ctx context.Context, batch []*processed, what string, fn func(context.Context) error) error {
+	backoff := 100 * time.Millisecond
+	lastProgress := p.now()
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			if attempt > 1 {
+				p.log.Info(what+" recovered", "attempts", attempt)
+			}
+			return nil
+		}
+		p.metrics.retried(ctx, what)
+		if attempt == 1 || attempt%10 == 0 {
+			p.log.Warn(what+" failed, retrying", "attempt", attempt, "backoff", backoff, "messages", len(batch), "err", err)
+		}
+		if p.now().Sub(lastProgress) > p.cfg.AckWait/3 {
+			// Keep the server from redelivering what we still hold.
+			for _, r := range batch {
+				_ = r.msg.InProgress()
+			}
+			lastProgress = p.now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: gave up after %d attempts: %w", what, attempt, errors.Join(ctx.Err(), err))
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, p.cfg.RetryMax)
+	}
+}
+

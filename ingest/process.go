@@ -1,0 +1,215 @@
+package ingest
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/watchfloor/watchfloor/normalize"
+	"github.com/watchfloor/watchfloor/schemas"
+)
+
+// MaxDecodedBatchBytes bounds a zstd batch after decompression, so a small
+// hostile payload cannot expand without limit.
+const MaxDecodedBatchBytes = 64 << 20
+
+// maxHeaderValue bounds the sensor-controlled header values we store.
+const maxHeaderValue = 256
+
+// batchMeta is what the pipeline knows about one raw message.
+type batchMeta struct {
+	subject, agency, format, msgID, sensor string
+	received                               time.Time
+}
+
+// process decodes, normalizes and evaluates one raw message. It never
+// fails: every record becomes an event or a dead letter with its reason.
+func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
+	out = &processed{msg: msg}
+	var m batchMeta
+	m.subject = msg.Subject()
+	if md, err := msg.Metadata(); err == nil {
+		m.received = md.Timestamp.UTC()
+		out.redelivered = md.NumDelivered > 1
+		m.msgID = fmt.Sprintf("%s:%d", StreamRaw, md.Sequence.Stream)
+	} else {
+		m.received = p.now().UTC()
+	}
+	h := msg.Headers()
+	if id := h.Get(HeaderMsgID); id != "" {
+		m.msgID = truncate(id, maxHeaderValue)
+	}
+	m.sensor = truncate(h.Get(HeaderSensor), maxHeaderValue)
+	payload := msg.Data()
+
+	defer func() {
+		// A normalizer bug must not stop the pipeline or lose the batch.
+		if r := recover(); r != nil {
+			p.log.Error("panic while processing a batch", "subject", m.subject, "batch", m.msgID, "panic", r)
+			out.events, out.findings, out.deadLetters = nil, nil, nil
+			out.records = 0
+			p.deadLetterAll(out, &m, payload, fmt.Sprintf("internal error while normalizing: %v", r))
+		}
+		p.metrics.processed(out)
+	}()
+
+	agency, format, err := ParseRawSubject(m.subject)
+	if err != nil {
+		m.agency, m.format = "_invalid", "_invalid"
+		p.deadLetterAll(out, &m, payload, err.Error())
+		return out
+	}
+	m.agency, m.format = agency, format
+
+	switch enc := h.Get(HeaderEncoding); enc {
+	case "", "identity":
+	case "zstd":
+		dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxDecodedBatchBytes), zstd.WithDecoderConcurrency(1))
+		if err == nil {
+			payload, err = dec.DecodeAll(payload, nil)
+			dec.Close()
+		}
+		if err != nil {
+			p.deadLetterWhole(out, &m, msg.Data(), h.Get(HeaderCount), fmt.Sprintf("decode zstd batch: %v", err))
+			return out
+		}
+	default:
+		p.deadLetterWhole(out, &m, payload, h.Get(HeaderCount), fmt.Sprintf("unsupported %s %q: want zstd or none", HeaderEncoding, truncate(enc, 64)))
+		return out
+	}
+
+	f, ok := p.formats.Lookup(format)
+	if !ok {
+		p.deadLetterAll(out, &m, payload, fmt.Sprintf("unknown format %q: registered formats are %v", format, p.formats.Names()))
+		return out
+	}
+	oversize, err := ParseOversize(h.Get(HeaderOversize))
+	if err != nil {
+		p.log.Warn("ignoring bad header", "subject", m.subject, "batch", m.msgID, "err", err)
+	}
+	cut := make(map[int]int, len(oversize))
+	for _, o := range oversize {
+		cut[o.Index] = o.Size
+	}
+
+	rules := p.rules.Load().r
+	dec := f.NewDecoder(normalize.BatchInfo{Received: m.received})
+	idx := 0
+	_ = ForEachLine(payload, func(line []byte) error {
+		if f.Directive(line) {
+			if err := dec.Directive(line); err != nil {
+				p.log.Warn("bad directive", "subject", m.subject, "batch", m.msgID, "err", err)
+			}
+			return nil
+		}
+		i := idx
+		idx++
+		if size, ok := cut[i]; ok {
+			out.deadLetters = append(out.deadLetters, m.deadLetter(i, line,
+				fmt.Sprintf("record of %d bytes exceeds the sensor limit of %d bytes; the first %d bytes are kept", size, MaxRecordBytes, len(line))))
+			return nil
+		}
+		if len(line) > MaxRecordBytes {
+			out.deadLetters = append(out.deadLetters, m.deadLetter(i, line[:OversizePrefix],
+				fmt.Sprintf("record of %d bytes exceeds the limit of %d bytes; the first %d bytes are kept", len(line), MaxRecordBytes, OversizePrefix)))
+			return nil
+		}
+		if !utf8.Valid(line) {
+			out.deadLetters = append(out.deadLetters, m.deadLetter(i, line,
+				fmt.Sprintf("record is not valid UTF-8 (first bad byte at offset %d)", firstInvalidUTF8(line))))
+			return nil
+		}
+		out.events = append(out.events, schemas.Event{})
+		ev := &out.events[len(out.events)-1]
+		if err := dec.Record(line, ev); err != nil {
+			out.events = out.events[:len(out.events)-1]
+			out.deadLetters = append(out.deadLetters, m.deadLetter(i, line, err.Error()))
+			return nil
+		}
+		ev.ID = schemas.EventID(m.msgID, i)
+		ev.Agency, ev.Sensor, ev.Format = m.agency, m.sensor, m.format
+		if ev.Raw == "" {
+			ev.Raw = string(line)
+		}
+		out.findings = rules.Eval(ev, out.findings)
+		return nil
+	})
+	out.records = idx
+	if want := h.Get(HeaderCount); want != "" && want != strconv.Itoa(idx) {
+		p.log.Warn("batch record count differs from its header", "subject", m.subject, "batch", m.msgID, "header", want, "records", idx)
+	}
+	return out
+}
+
+func (m *batchMeta) deadLetter(i int, raw []byte, reason string) schemas.DeadLetter {
+	return schemas.DeadLetter{
+		ID:       schemas.EventID(m.msgID, i),
+		Agency:   m.agency,
+		Sensor:   m.sensor,
+		Format:   m.format,
+		Subject:  m.subject,
+		MsgID:    m.msgID,
+		Index:    uint32(i),
+		Reason:   reason,
+		Raw:      string(raw),
+		Received: m.received,
+	}
+}
+
+// deadLetterAll turns every record of a batch that cannot be decoded as a
+// whole (bad subject, unknown format) into a dead letter with reason.
+func (p *Pipeline) deadLetterAll(out *processed, m *batchMeta, payload []byte, reason string) {
+	i := 0
+	_ = ForEachLine(payload, func(line []byte) error {
+		if len(line) > MaxRecordBytes {
+			line = line[:OversizePrefix]
+		}
+		out.deadLetters = append(out.deadLetters, m.deadLetter(i, line, reason))
+		i++
+		return nil
+	})
+	out.records = i
+}
+
+// deadLetterWhole handles a payload that cannot even be split into records
+// (a corrupt compressed batch): one dead letter per record the header
+// announced, the first holding the payload, so counts still add up.
+func (p *Pipeline) deadLetterWhole(out *processed, m *batchMeta, payload []byte, count, reason string) {
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 1 || n > 1000000 {
+		n = 1
+	}
+	for i := 0; i < n; i++ {
+		var raw []byte
+		if i == 0 {
+			raw = payload
+			if len(raw) > OversizePrefix {
+				raw = raw[:OversizePrefix]
+			}
+		}
+		out.deadLetters = append(out.deadLetters, m.deadLetter(i, raw, reason))
+	}
+	out.records = n
+}
+
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
