@@ -1,0 +1,246 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/watchfloor/watchfloor/ingest"
+	"github.com/watchfloor/watchfloor/sink"
+)
+
+// config is everything `watchfloor run` needs, composed from the packages'
+// own configs so each validates its part.
+type config struct {
+	DataDir string
+
+	NATSURL      string
+	NATSCreds    string
+	NATSUser     string
+	NATSPassword string // never logged
+	NATSListen   string // embedded server address
+	NATSMaxStore int64
+
+	Streams   ingest.StreamConfig
+	Pipeline  ingest.PipelineConfig
+	Sink      sink.Config
+	RulesDir  string
+	Metrics   string // listen address for /metrics, /healthz, /readyz; "" disables
+	LogLevel  string
+	LogFormat string
+}
+
+// flagSet binds flags to cfg. Every flag falls back to its environment
+// variable WATCHFLOOR_<NAME> (dots and dashes become underscores).
+func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	d := defaultConfig()
+	*cfg = d
+	fs.StringVar(&cfg.Sink.Database, "clickhouse.database", d.Sink.Database, "ClickHouse database that holds the tables")
+	fs.Var((*listValue)(&cfg.Sink.Addr), "clickhouse.addr", "ClickHouse native host:port, comma-separated for several")
+	fs.StringVar(&cfg.Sink.Username, "clickhouse.user", d.Sink.Username, "ClickHouse user")
+	fs.StringVar(&cfg.Sink.Password, "clickhouse.password", "", "ClickHouse password (prefer the WATCHFLOOR_CLICKHOUSE_PASSWORD variable; never logged)")
+	fs.IntVar(&cfg.Sink.EventRetentionDays, "clickhouse.event-retention-days", d.Sink.EventRetentionDays, "days events are kept (TTL on servers that have it; 0 keeps forever)")
+	fs.IntVar(&cfg.Sink.DetectionRetentionDays, "clickhouse.detection-retention-days", d.Sink.DetectionRetentionDays, "days detections are kept")
+	fs.IntVar(&cfg.Sink.DeadLetterRetentionDays, "clickhouse.dead-letter-retention-days", d.Sink.DeadLetterRetentionDays, "days dead letters are kept")
+	fs.StringVar(&cfg.LogLevel, "log.level", d.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log.format", d.LogFormat, "log format: text or json")
+	if !withRun {
+		return fs
+	}
+	fs.StringVar(&cfg.DataDir, "data-dir", d.DataDir, "directory for local state (the embedded NATS store)")
+	fs.StringVar(&cfg.NATSURL, "nats.url", "", "NATS server URL(s), comma-separated; empty starts an embedded JetStream server")
+	fs.StringVar(&cfg.NATSCreds, "nats.creds", "", "NATS credentials file (JWT + NKey) for --nats.url")
+	fs.StringVar(&cfg.NATSUser, "nats.user", "", "NATS user for --nats.url")
+	fs.StringVar(&cfg.NATSPassword, "nats.password", "", "NATS password (prefer WATCHFLOOR_NATS_PASSWORD; never logged)")
+	fs.StringVar(&cfg.NATSListen, "nats.listen", d.NATSListen, "address the embedded NATS server listens on, for sensors (host:port)")
+	fs.Int64Var(&cfg.NATSMaxStore, "nats.max-store", d.NATSMaxStore, "bytes of disk the embedded JetStream server may use")
+	fs.IntVar(&cfg.Streams.Replicas, "nats.replicas", d.Streams.Replicas, "stream replicas: 1, or 3/5 on a JetStream cluster")
+	fs.Int64Var(&cfg.Streams.RawMaxBytes, "nats.raw-max-bytes", d.Streams.RawMaxBytes, "SOC_RAW size limit in bytes; when full, sensors are pushed back (they spool)")
+	fs.DurationVar(&cfg.Streams.RawMaxAge, "nats.raw-max-age", d.Streams.RawMaxAge, "how long unprocessed raw batches are kept in SOC_RAW")
+	fs.DurationVar(&cfg.Streams.DuplicateWindow, "nats.duplicate-window", d.Streams.DuplicateWindow, "window in which a resent batch (same Nats-Msg-Id) is dropped")
+	fs.StringVar(&cfg.Pipeline.Durable, "pipeline.durable", d.Pipeline.Durable, "durable consumer name shared by all pipeline instances")
+	fs.IntVar(&cfg.Pipeline.Workers, "pipeline.workers", d.Pipeline.Workers, "worker goroutines that decode, normalize and evaluate batches")
+	fs.IntVar(&cfg.Pipeline.FetchBatch, "pipeline.fetch-batch", d.Pipeline.FetchBatch, "raw batches pulled per request")
+	fs.IntVar(&cfg.Pipeline.MaxAckPending, "pipeline.max-ack-pending", d.Pipeline.MaxAckPending, "raw batches in flight (delivered, not yet acked) per consumer: bounds memory")
+	fs.DurationVar(&cfg.Pipeline.AckWait, "pipeline.ack-wait", d.Pipeline.AckWait, "redeliver a batch not acked within this time")
+	fs.IntVar(&cfg.Pipeline.FlushRows, "pipeline.flush-rows", d.Pipeline.FlushRows, "rows that trigger a ClickHouse insert")
+	fs.DurationVar(&cfg.Pipeline.FlushInterval, "pipeline.flush-interval", d.Pipeline.FlushInterval, "longest time rows wait before an insert")
+	fs.DurationVar(&cfg.Pipeline.DrainTimeout, "pipeline.drain-timeout", d.Pipeline.DrainTimeout, "time a shutdown may spend storing in-flight rows")
+	fs.StringVar(&cfg.RulesDir, "rules", d.RulesDir, "directory of Sigma rules (*.yml), loaded at start")
+	fs.StringVar(&cfg.Metrics, "metrics.listen", d.Metrics, "address for /metrics (Prometheus), /healthz and /readyz; empty disables")
+	return fs
+}
+
+func defaultConfig() config {
+	return config{
+		DataDir:      "watchfloor-data",
+		NATSListen:   "127.0.0.1:4222",
+		NATSMaxStore: 10 << 30,
+		Streams:      ingest.DefaultStreamConfig(),
+		Pipeline:     ingest.DefaultPipelineConfig(),
+		Sink:         sink.DefaultConfig(),
+		RulesDir:     "detect/rules",
+		Metrics:      "127.0.0.1:9464",
+		LogLevel:     "info",
+		LogFormat:    "text",
+	}
+}
+
+// parseFlags applies the environment, then the command line.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, stdout io.Writer, usage string) (help bool, err error) {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := envName(f.Name)
+		if v := getenv(key); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("environment %s=%q: %w", key, redact(f.Name, v), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return false, usageError{envErr}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs, usage)
+			return true, nil
+		}
+		return false, usageError{fmt.Errorf("%w (see --help)", err)}
+	}
+	if fs.NArg() > 0 {
+		return false, usageError{fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))}
+	}
+	return false, nil
+}
+
+func envName(flagName string) string {
+	r := strings.NewReplacer(".", "_", "-", "_")
+	return "WATCHFLOOR_" + strings.ToUpper(r.Replace(flagName))
+}
+
+func redact(name, v string) string {
+	if strings.Contains(name, "password") {
+		return "***"
+	}
+	return v
+}
+
+func printUsage(w io.Writer, fs *flag.FlagSet, usage string) {
+	fmt.Fprint(w, usage)
+	fmt.Fprintln(w, "\nFlags (environment variable in brackets):")
+	fs.VisitAll(func(f *flag.Flag) {
+		def := f.DefValue
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(w, "  --%s  [%s]\n      %s (default %s)\n", f.Name, envName(f.Name), f.Usage, def)
+	})
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// validate checks the whole configuration at start-up; errors name the flag.
+func (c *config) validate(withRun bool) error {
+	var errs []error
+	if err := c.Sink.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log.format must be text or json, got %q", c.LogFormat))
+	}
+	if withRun {
+		if err := c.Pipeline.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := c.Streams.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if c.NATSURL == "" {
+			if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+				errs = append(errs, fmt.Errorf("nats.listen %q must be host:port: %w", c.NATSListen, err))
+			}
+			if c.DataDir == "" {
+				errs = append(errs, errors.New("data-dir must be set when --nats.url is empty (the embedded server stores there)"))
+			}
+		}
+		if c.NATSCreds != "" && c.NATSUser != "" {
+			errs = append(errs, errors.New("nats.creds and nats.user are exclusive: give one"))
+		}
+		if c.NATSCreds != "" {
+			if _, err := os.Stat(c.NATSCreds); err != nil {
+				errs = append(errs, fmt.Errorf("nats.creds: %w", err))
+			}
+		}
+		if st, err := os.Stat(c.RulesDir); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Errorf("rules %q must be a directory of Sigma rules", c.RulesDir))
+		}
+		if c.Metrics != "" {
+			if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
+				errs = append(errs, fmt.Errorf("metrics.listen %q must be host:port or empty: %w", c.Metrics, err))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return usageError{fmt.Errorf("invalid configuration:\n  %w", joinLines(errs))}
+	}
+	return nil
+}
+
+func joinLines(errs []error) error {
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "\n  "))
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch s {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log.level must be one of debug, info, warn, error; got %q", s)
+}
+
+func newLogger(w io.Writer, c *config) *slog.Logger {
+	lvl, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+
+// listValue is a comma-separated flag.
+type listValue []string
+
+func (l *listValue) String() string { return strings.Join(*l, ",") }
+func (l *listValue) Set(s string) error {
+	*l = splitList(s)
+	return nil
+}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/watchfloor/watchfloor/detect"
+	"github.com/watchfloor/watchfloor/ingest"
+	"github.com/watchfloor/watchfloor/normalize"
+	"github.com/watchfloor/watchfloor/sink"
+)
+
+const runUsage = `Usage: watchfloor run [flags]
+
+Consumes raw telemetry batches from the SOC_RAW stream (subjects
+soc.raw.<agency>.<format>) with a durable pull consumer shared by every
+instance, normalizes each record into the common schema, evaluates the Sigma
+rules, stores events, detections and dead letters in ClickHouse, publishes
+detections to soc.detections.<agency>.<level>, and acknowledges a batch only
+after its rows are stored. Runs 'migrate' first.
+
+With no --nats.url it starts an embedded NATS JetStream server that stores
+under --data-dir and listens on --nats.listen for sensors.
+
+Example:
+  watchfloor run --clickhouse.addr 127.0.0.1:9000 --rules detect/rules
+`
+
+const migrateUsage = `Usage: watchfloor migrate [flags]
+
+Creates or updates the ClickHouse schema: the database, the events,
+detections and dead_letters tables, recorded in schema_migrations. Safe to
+run any number of times; 'run' does it at start-up too.
+`
+
+func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := flagSet("migrate", &cfg, false)
+	if help, err := parseFlags(fs, args, getenv, stdout, migrateUsage); help || err != nil {
+		return err
+	}
+	if err := cfg.validate(false); err != nil {
+		return err
+	}
+	log := newLogger(stderr, &cfg)
+	s, err := openSink(ctx, &cfg, log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	res, err := s.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	f := s.Features()
+	fmt.Fprintf(stdout, "schema version %d in database %s (ClickHouse %d.%d.%d); applied now: %d step(s) %v\n",
+		res.Current, cfg.Sink.Database, f.Version[0], f.Version[1], f.Version[2], len(res.Applied), res.Applied)
+	return nil
+}
+
+// openSink connects to ClickHouse, waiting up to 60s for it to come up so a
+// pipeline started together with its database does not fail needlessly.
+func openSink(ctx context.Context, cfg *config, log *slog.Logger) (*sink.Sink, error) {
+	deadline := time.Now().Add(60 * time.Second)
+	for attempt := 1; ; attempt++ {
+		s, err := sink.Open(ctx, cfg.Sink, log)
+		if err == nil {
+			return s, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, err
+		}
+		if attempt == 1 {
+			log.Warn("waiting for ClickHouse", "addr", strings.Join(cfg.Sink.Addr, ","), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := flagSet("run", &cfg, true)
+	if help, err := parseFlags(fs, args, getenv, stdout, runUsage); help || err != nil {
+		return err
+	}
+	if err := cfg.validate(true); err != nil {
+		return err
+	}
+	log := newLogger(stderr, &cfg)
+
+	// Rules first: a broken rule directory should stop start-up at once.
+	rules, err := detect.LoadDir(cfg.RulesDir, detect.DefaultConfig())
+	if err != nil {
+		return fmt.Errorf("load rules from %s: %w", cfg.RulesDir, err)
+	}
+	log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len())
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return fmt.Errorf("create prometheus exporter: %w", err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	defer provider.Shutdown(context.Background())
+	metrics, err := ingest.NewMetrics(provider.Meter("github.com/watchfloor/watchfloor/ingest"))
+	if err != nil {
+		return fmt.Errorf("create metrics: %w", err)
+	}
+
+	s, err := openSink(ctx, &cfg, log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if res, err := s.Migrate(ctx); err != nil {
+		return err
+	} else if len(res.Applied) > 0 {
+		log.Info("schema migrated", "version", res.Current, "applied", res.Applied)
+	}
+
+	url := cfg.NATSURL
+	if url == "" {
+		host, portStr, _ := net.SplitHostPort(cfg.NATSListen)
+		var port int
+		fmt.Sscan(portStr, &port)
+		srv, err := ingest.StartEmbedded(ingest.EmbeddedConfig{DataDir: cfg.DataDir, Host: host, Port: port, MaxStore: cfg.NATSMaxStore}, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+		}()
+		url = srv.ClientURL()
+	}
+	nc, err := connectNATS(url, &cfg, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if err := ingest.EnsureStreams(ctx, js, cfg.Streams); err != nil {
+		return err
+	}
+
+	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, rules,
+		&ingest.JetStreamFindings{JS: js}, metrics, log)
+	if err != nil {
+		return err
+	}
+
+	var srv *http.Server
+	if cfg.Metrics != "" {
+		srv, err = serveTelemetry(cfg.Metrics, reg, p, s, nc, log)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
+	err = p.Run(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if err := nc.Drain(); err != nil {
+		log.Warn("drain nats connection", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func connectNATS(url string, cfg *config, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("watchfloor-pipeline"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+	}
+	if cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	}
+	if cfg.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", redactURL(url), err)
+	}
+	log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted())
+	return nc, nil
+}
+
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "***@" + u[i+1:]
+		}
+	}
+	return u
+}
+
+func serveTelemetry(addr string, reg *prometheus.Registry, p *ingest.Pipeline, s *sink.Sink, nc *nats.Conn, log *slog.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		var problems []string
+		if !p.Ready() {
+			problems = append(problems, "consumer not running")
+		}
+		if !nc.IsConnected() {
+			problems = append(problems, "nats not connected")
+		}
+		if err := s.Ping(ctx); err != nil {
+			problems = append(problems, "clickhouse: "+err.Error())
+		}
+		if len(problems) > 0 {
+			http.Error(w, strings.Join(problems, "; "), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("telemetry server", "err", err)
+		}
+	}()
+	log.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String())
+	return srv, nil
+}
