@@ -330,4 +330,3 @@ func (p *Pipeline) retry(ctx context.Context, batch []*processed, what string, f
 		backoff = min(backoff*2, p.cfg.RetryMax)
 	}
 }
-

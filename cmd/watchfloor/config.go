@@ -235,7 +235,6 @@ func newLogger(w io.Writer, c *config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-
 // listValue is a comma-separated flag.
 type listValue []string
 
