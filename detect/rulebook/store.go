@@ -258,9 +258,9 @@ func (s *Store) Disable(ctx context.Context, id string) (uint64, error) {
 // RollbackResult says what Rollback did.
 type RollbackResult struct {
 	ID       string `json:"id"`
-	From     uint64 `json:"from_revision"`     // the revision that was current
-	To       uint64 `json:"to_revision"`       // the revision whose body is live again; 0 when disabled
-	Revision uint64 `json:"revision"`          // the new revision written
+	From     uint64 `json:"from_revision"`      // the revision that was current
+	To       uint64 `json:"to_revision"`        // the revision whose body is live again; 0 when disabled
+	Revision uint64 `json:"revision"`           // the new revision written
 	Disabled bool   `json:"disabled,omitempty"` // no earlier version: the rule was disabled
 }
 
