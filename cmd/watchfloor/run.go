@@ -16,10 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sourcegraph/conc"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/watchfloor/watchfloor/detect"
+	"github.com/watchfloor/watchfloor/detect/rulebook"
 	"github.com/watchfloor/watchfloor/ingest"
 	"github.com/watchfloor/watchfloor/normalize"
 	"github.com/watchfloor/watchfloor/sink"
@@ -108,11 +110,15 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	log := newLogger(stderr, &cfg)
 
 	// Rules first: a broken rule directory should stop start-up at once.
-	rules, err := detect.LoadDir(cfg.RulesDir, detect.DefaultConfig())
+	baseRules, err := rulebook.LoadBase(cfg.RulesDir)
 	if err != nil {
-		return fmt.Errorf("load rules from %s: %w", cfg.RulesDir, err)
+		return err
 	}
-	log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len())
+	if rules, err := rulebook.StaticSet(baseRules, detect.DefaultConfig()); err != nil {
+		return fmt.Errorf("load rules from %s: %w", cfg.RulesDir, err)
+	} else {
+		log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len())
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -166,11 +172,31 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 
-	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, rules,
+	// Deployed rules: the soc_rules bucket overlays --rules and every change
+	// is compiled and swapped in whole; a batch sees one set (SetRules).
+	var p *ingest.Pipeline
+	watcher, err := startRulesWatcher(ctx, js, baseRules, func(set *rulebook.Set) {
+		if p != nil {
+			p.SetRules(set)
+		}
+	}, log)
+	if err != nil {
+		return err
+	}
+	p, err = ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, watcher.Current(),
 		&ingest.JetStreamFindings{JS: js}, metrics, log)
 	if err != nil {
 		return err
 	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watching conc.WaitGroup
+	watching.Go(func() {
+		if err := watcher.Run(watchCtx); err != nil {
+			log.Error("rules watcher stopped; the last rule set stays live", "err", err)
+		}
+	})
+	defer watching.Wait()
+	defer stopWatch()
 
 	var srv *http.Server
 	if cfg.Metrics != "" {
