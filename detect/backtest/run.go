@@ -69,7 +69,9 @@ type Result struct {
 	Samples  []Sample      `json:"samples"`
 	Unrouted bool          `json:"unrouted,omitempty"`
 	SQL      string        `json:"sql"`
-	Elapsed  time.Duration `json:"elapsed_ns"`
+	Elapsed  time.Duration `json:"-"`
+	// ElapsedMS is Elapsed in milliseconds, for JSON.
+	ElapsedMS int64 `json:"elapsed_ms"`
 }
 
 // where is the full WHERE clause of q under cfg.
@@ -142,6 +144,7 @@ func Run(ctx context.Context, conn driver.Conn, q *Query, cfg Config) (*Result, 
 		}
 	}
 	res.Elapsed = time.Since(start)
+	res.ElapsedMS = res.Elapsed.Milliseconds()
 	return res, nil
 }
 
