@@ -207,8 +207,7 @@ func lineDiff(aName, bName string, a, b []byte) string {
 	if bytes.Equal(a, b) {
 		return ""
 	}
-	al := strings.SplitAfter(string(a), "\n")
-	bl := strings.SplitAfter(string(b), "\n")
+	al, bl := splitLines(a), splitLines(b)
 	if len(al)*len(bl) > 4_000_000 {
 		return fmt.Sprintf("--- %s\n+++ %s\n(too large to diff line by line: %d and %d lines)\n", aName, bName, len(al), len(bl))
 	}
@@ -250,4 +249,15 @@ func lineDiff(aName, bName string, a, b []byte) string {
 		}
 	}
 	return out.String()
+}
+
+func splitLines(b []byte) []string {
+	if len(b) == 0 {
+		return nil
+	}
+	l := strings.SplitAfter(string(b), "\n")
+	if l[len(l)-1] == "" {
+		l = l[:len(l)-1]
+	}
+	return l
 }
