@@ -544,7 +544,9 @@ func (p *probes) latencies(m map[string]time.Time, from, to time.Time) []time.Du
 }
 
 func (p *probes) queryable() []time.Duration { return p.latencies(p.seen, time.Time{}, time.Time{}) }
-func (p *probes) detection() []time.Duration { return p.latencies(p.detected, time.Time{}, time.Time{}) }
+func (p *probes) detection() []time.Duration {
+	return p.latencies(p.detected, time.Time{}, time.Time{})
+}
 
 func (p *probes) windowP99(from, to time.Time) (q, d float64) {
 	return summarize(p.latencies(p.seen, from, to)).P99, summarize(p.latencies(p.detected, from, to)).P99
