@@ -71,6 +71,7 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.IntVar(&cfg.Pipeline.MaxAckPending, "pipeline.max-ack-pending", d.Pipeline.MaxAckPending, "raw batches in flight (delivered, not yet acked) per consumer: bounds memory")
 	fs.DurationVar(&cfg.Pipeline.AckWait, "pipeline.ack-wait", d.Pipeline.AckWait, "redeliver a batch not acked within this time")
 	fs.IntVar(&cfg.Pipeline.FlushRows, "pipeline.flush-rows", d.Pipeline.FlushRows, "rows that trigger a ClickHouse insert")
+	fs.IntVar(&cfg.Pipeline.Flushers, "pipeline.flushers", d.Pipeline.Flushers, "ClickHouse inserts in flight at once (1 to 16); more overlap the insert with filling the next")
 	fs.DurationVar(&cfg.Pipeline.FlushInterval, "pipeline.flush-interval", d.Pipeline.FlushInterval, "longest time rows wait before an insert")
 	fs.DurationVar(&cfg.Pipeline.DrainTimeout, "pipeline.drain-timeout", d.Pipeline.DrainTimeout, "time a shutdown may spend storing in-flight rows")
 	fs.StringVar(&cfg.RulesDir, "rules", d.RulesDir, "directory of Sigma rules (*.yml), loaded at start")
