@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -107,6 +108,9 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	log := newLogger(stderr, &cfg)
+	if cfg.MemLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemLimit << 20)
+	}
 
 	// Rules first: a broken rule directory should stop start-up at once.
 	rules, err := detect.LoadDir(cfg.RulesDir, detect.DefaultConfig())
