@@ -307,6 +307,9 @@ func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error
 			rows.Findings = append(rows.Findings, r.findings...)
 			rows.DeadLetters = append(rows.DeadLetters, r.deadLetters...)
 			rows.Redelivered = rows.Redelivered || r.redelivered
+			// The rows now live in rows; only the message is still needed
+			// (for its ack), so let the per-message copies go to the GC.
+			r.events, r.findings, r.deadLetters = nil, nil, nil
 			if rows.Len() >= p.cfg.FlushRows {
 				flush()
 			}
