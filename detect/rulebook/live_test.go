@@ -295,4 +295,3 @@ func publishLoop(ctx context.Context, js jetstream.JetStream, sent *atomic.Int64
 		sent.Store(n)
 	}
 }
-
