@@ -192,3 +192,5 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("DefaultConfig().Validate() = %v", err)
 	}
 }
+
+func replaceDB(q, db string) string { return strings.ReplaceAll(q, "$db", db) }
