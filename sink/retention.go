@@ -11,6 +11,7 @@ import (
 
 // DroppedPartition is one partition the retention job dropped.
 type DroppedPartition struct {
+	Database  string // the main database or an agency's copy (18.16)
 	Table     string
 	Partition string // 20251123 (daily tables) or 202511 (rollups)
 }
@@ -34,31 +35,36 @@ func (s *Sink) DropExpired(ctx context.Context, now time.Time) ([]DroppedPartiti
 			return dropped, err
 		}
 		for _, p := range parts {
-			end, ok := partitionEnd(p, r.PartitionMonthly)
+			end, ok := partitionEnd(p.partition, r.PartitionMonthly)
 			if !ok || end.After(cutoff) {
 				continue
 			}
-			q := fmt.Sprintf("ALTER TABLE %s.%s DROP PARTITION %s", s.cfg.Database, r.Table, p)
+			q := fmt.Sprintf("ALTER TABLE %s.%s DROP PARTITION %s", p.database, r.Table, p.partition)
 			if err := s.conn.Exec(ctx, q); err != nil {
-				return dropped, fmt.Errorf("retention: drop partition %s of %s: %w", p, r.Table, err)
+				return dropped, fmt.Errorf("retention: drop partition %s of %s.%s: %w", p.partition, p.database, r.Table, err)
 			}
-			s.log.Info("retention dropped a partition", "table", r.Table, "partition", p, "retention_days", r.Days)
-			dropped = append(dropped, DroppedPartition{Table: r.Table, Partition: p})
+			s.log.Info("retention dropped a partition", "database", p.database, "table", r.Table, "partition", p.partition, "retention_days", r.Days)
+			dropped = append(dropped, DroppedPartition{Database: p.database, Table: r.Table, Partition: p.partition})
 		}
 	}
 	return dropped, nil
 }
 
-func (s *Sink) partitions(ctx context.Context, table string) ([]string, error) {
-	rows, err := s.conn.Query(ctx, "SELECT DISTINCT partition FROM system.parts WHERE database = ? AND table = ? AND active", s.cfg.Database, table)
+type partition struct{ database, partition string }
+
+// partitions lists the partitions of table in the main database and in the
+// agencies' copy databases (<db>_<agency>, 18.16 isolation).
+func (s *Sink) partitions(ctx context.Context, table string) ([]partition, error) {
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT database, partition FROM system.parts WHERE (database = ? OR startsWith(database, ?)) AND table = ? AND active ORDER BY database, partition",
+		s.cfg.Database, s.cfg.Database+"_", table)
 	if err != nil {
 		return nil, fmt.Errorf("retention: list partitions of %s: %w", table, err)
 	}
 	defer rows.Close()
-	var out []string
+	var out []partition
 	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
+		var p partition
+		if err := rows.Scan(&p.database, &p.partition); err != nil {
 			return nil, fmt.Errorf("retention: list partitions of %s: %w", table, err)
 		}
 		out = append(out, p)
