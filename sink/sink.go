@@ -111,8 +111,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 		return nil, err
 	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr:         cfg.Addr,
-		Auth:         clickhouse.Auth{Database: "default", Username: cfg.Username, Password: cfg.Password},
+		Addr: cfg.Addr,
+		// No login database: an agency analyst on 18.16 may use only its own.
+		Auth:         clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
 		DialTimeout:  cfg.DialTimeout,
 		MaxOpenConns: 8,
 		MaxIdleConns: 4,
