@@ -14,7 +14,7 @@ import (
 	"github.com/watchfloor/watchfloor/sink"
 )
 
-func openSink(t *testing.T) *sink.Sink {
+func openSink(t testing.TB) *sink.Sink {
 	t.Helper()
 	addr, db := chtest.Database(t)
 	cfg := sink.DefaultConfig()
