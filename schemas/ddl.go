@@ -217,8 +217,15 @@ func Migrations() []Migration {
 		{1, "events, detections and dead_letters tables", step1Tables},
 		{2, "class-specific columns for network, HTTP, authentication and process events; skip indexes; unmapped map", step2ClassColumns},
 		{3, "rollups for dashboards: events per minute, DNS per domain and hour, detections per rule and day", step3Rollups},
+		// A data step: the migrator runs BackfillStatements with each view's
+		// creation time as the cut (stable when the step is re-run).
+		{4, BackfillStep, func(DDLOptions) []Statement { return nil }},
 	}
 }
+
+// BackfillStep names the migration that fills the rollups from the rows
+// stored before their views existed.
+const BackfillStep = "backfill the rollups from rows stored before their views"
 
 // TenantTables are the tables (and rollups) that hold per-agency rows: every
 // one has an agency column, and per-agency isolation covers each of them.
@@ -485,8 +492,8 @@ func step3Rollups(o DDLOptions) []Statement {
 		out = append(out, Statement{SQL: fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s%s (%s)\nENGINE = %s\nPARTITION BY toYYYYMM(%s)\nORDER BY %s",
 			db, o.local(r.Table), on, r.Columns, o.engine("SummingMergeTree", r.Table), r.TimeCol, r.OrderBy)})
 		out = append(out, o.distributed(r.Table, "cityHash64(agency)")...)
-		// The view is created before the backfill so no insert falls between
-		// them; the backfill takes only rows stored before this step began.
+		// The view exists before the backfill (step 4), so no insert falls
+		// between them; the backfill takes only rows stored before it.
 		sel := strings.ReplaceAll(r.Select, "{src}", db+"."+o.local(r.Source))
 		out = append(out, Statement{SQL: fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s.%s_mv%s TO %s.%s AS\n%s",
 			db, r.Table, on, db, o.local(r.Table), sel)})
@@ -494,15 +501,23 @@ func step3Rollups(o DDLOptions) []Statement {
 	return out
 }
 
-// BackfillStatements fill the rollups from rows stored before their views
-// existed (rows with Cutoff < before). Migrate runs them once, right after
-// step 3; on a fresh database they insert nothing.
-func BackfillStatements(o DDLOptions, before string) []Statement {
+// BackfillStatements fill the rollups from the rows stored before their
+// views existed: rows whose Cutoff column (the second the row was stored)
+// is before cut[rollup table] (the view's creation time). On a fresh
+// database they insert nothing. Rows stored during the very second a view
+// was created are not backfilled (the view may have counted them): 'run'
+// migrates before it consumes, so only another instance writing during a
+// migration can lose up to a second of rows from a rollup.
+func BackfillStatements(o DDLOptions, cut map[string]string) []Statement {
 	var out []Statement
 	for _, r := range Rollups(o.Features) {
 		src := o.Database + "." + o.local(r.Source)
 		sel := r.Select
-		cond := fmt.Sprintf("%s < toDateTime('%s')", r.Cutoff, before)
+		before, ok := cut[r.Table]
+		if !ok {
+			continue
+		}
+		cond := fmt.Sprintf("%s < toDateTime('%s', 'UTC')", r.Cutoff, before)
 		if strings.Contains(sel, " WHERE ") {
 			sel = strings.Replace(sel, " WHERE ", " WHERE "+cond+" AND ", 1)
 		} else {

@@ -67,13 +67,18 @@ func (s *Sink) Migrate(ctx context.Context) (MigrationResult, error) {
 			res.Current = m.Version
 			continue
 		}
-		began := time.Now().UTC().Format(time.DateTime)
 		if err := s.execAll(ctx, m.Statements(opts)); err != nil {
 			return res, fmt.Errorf("migrate step %d (%s): %w", m.Version, m.Name, err)
 		}
-		if m.Version == 3 {
-			if err := s.execAll(ctx, schemas.BackfillStatements(opts, began)); err != nil {
-				return res, fmt.Errorf("migrate step 3: backfill rollups: %w", err)
+		if m.Name == schemas.BackfillStep {
+			cut, err := s.viewsCreated(ctx)
+			if err != nil {
+				return res, fmt.Errorf("migrate step %d: %w", m.Version, err)
+			}
+			// A crash between the backfill and its record below (a few
+			// milliseconds) would backfill twice on the next run.
+			if err := s.execAll(ctx, schemas.BackfillStatements(opts, cut)); err != nil {
+				return res, fmt.Errorf("migrate step %d: backfill rollups: %w", m.Version, err)
 			}
 		}
 		if err := s.recordMigration(ctx, m); err != nil {
@@ -124,6 +129,21 @@ func (s *Sink) applyTTL(ctx context.Context, opts schemas.DDLOptions) error {
 		}
 	}
 	return nil
+}
+
+// viewsCreated returns, per rollup table, when its materialized view was
+// created (the view's metadata time, which a re-run does not change).
+func (s *Sink) viewsCreated(ctx context.Context) (map[string]string, error) {
+	cut := map[string]string{}
+	for _, r := range schemas.Rollups(s.features) {
+		var at time.Time
+		if err := s.conn.QueryRow(ctx, "SELECT metadata_modification_time FROM system.tables WHERE database = ? AND name = ?",
+			s.cfg.Database, r.Table+"_mv").Scan(&at); err != nil {
+			return nil, fmt.Errorf("read creation time of view %s_mv: %w", r.Table, err)
+		}
+		cut[r.Table] = at.UTC().Format(time.DateTime)
+	}
+	return cut, nil
 }
 
 func firstLine(q string) string {

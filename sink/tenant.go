@@ -273,7 +273,7 @@ func LegacyTenantStatements(db, agency string, f schemas.Features, cut time.Time
 			fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s AS %s.%s", tdb, c.table, db, c.table),
 			fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s TO %s.%s AS %s", mv, tdb, c.table, sel))
 		st := stored[c.source]
-		before := fmt.Sprintf("agency = '%s' AND (%s < toDateTime('%s') OR %s NOT IN (SELECT %s FROM %s.%s))",
+		before := fmt.Sprintf("agency = '%s' AND (%s < toDateTime('%s', 'UTC') OR %s NOT IN (SELECT %s FROM %s.%s))",
 			agency, st[0], at, st[1], st[1], tdb, c.source)
 		fill := fmt.Sprintf("INSERT INTO %s.%s (%s) SELECT * FROM (%s)", tdb, c.table, c.cols,
 			strings.ReplaceAll(withCondition(c.sel, before), "{src}", source))

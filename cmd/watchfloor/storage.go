@@ -59,6 +59,9 @@ func cmdDDL(ctx context.Context, args []string, getenv func(string) string, stdo
 	fmt.Fprintln(stdout)
 	for _, m := range schemas.Migrations() {
 		fmt.Fprintf(stdout, "\n-- step %d: %s\n", m.Version, m.Name)
+		if m.Name == schemas.BackfillStep {
+			fmt.Fprintln(stdout, "-- (a data step: 'watchfloor migrate' fills the rollups from rows stored before their views)")
+		}
 		for _, st := range m.Statements(o) {
 			fmt.Fprintf(stdout, "%s;\n\n", st.SQL)
 		}
