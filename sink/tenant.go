@@ -117,9 +117,13 @@ func RowPolicyStatements(db string, t TenantSpec) []string {
 	}
 	out = append(out,
 		fmt.Sprintf("CREATE USER IF NOT EXISTS %s IDENTIFIED WITH sha256_hash BY '%s'%s SETTINGS readonly = 1", user, sha256hex(t.Password), hostClause(t.Networks)),
-		fmt.Sprintf("GRANT SELECT ON %s.* TO %s", db, user),
 		fmt.Sprintf("GRANT %s TO %s", agencyRole, user),
 	)
+	for _, tb := range schemas.TenantTables {
+		// SELECT on the tenant tables only, not <db>.*: no route through
+		// the materialized views' names or other tables.
+		out = append(out, fmt.Sprintf("GRANT SELECT ON %s.%s TO %s", db, tb, user))
+	}
 	for _, tb := range schemas.TenantTables {
 		out = append(out, fmt.Sprintf("CREATE ROW POLICY IF NOT EXISTS wf_agency_%s ON %s.%s FOR SELECT USING agency = '%s' TO %s", ident(t.Agency), db, tb, t.Agency, user))
 	}

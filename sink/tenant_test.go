@@ -217,7 +217,8 @@ func TestRowPolicyStatements(t *testing.T) {
 	for _, want := range []string{
 		"CREATE USER IF NOT EXISTS analyst_agency_a IDENTIFIED WITH sha256_hash BY '",
 		"HOST IP '10.1.0.0/16' SETTINGS readonly = 1",
-		"GRANT SELECT ON watchfloor.* TO analyst_agency_a",
+		"GRANT SELECT ON watchfloor.events TO analyst_agency_a",
+		"GRANT wf_agency_analyst TO analyst_agency_a",
 		"CREATE ROW POLICY IF NOT EXISTS wf_agency_agency_a ON watchfloor.events FOR SELECT USING agency = 'agency-a' TO analyst_agency_a",
 		"CREATE ROW POLICY IF NOT EXISTS wf_agency_agency_a ON watchfloor.dns_per_domain_hour FOR SELECT USING agency = 'agency-a' TO analyst_agency_a",
 		"CREATE ROW POLICY IF NOT EXISTS wf_unrestricted ON watchfloor.detections FOR SELECT USING 1 TO ALL EXCEPT wf_agency_analyst",
@@ -225,6 +226,9 @@ func TestRowPolicyStatements(t *testing.T) {
 		if !strings.Contains(joined, want) {
 			t.Errorf("row policy SQL lacks %q:\n%s", want, joined)
 		}
+	}
+	if strings.Contains(joined, "watchfloor.* TO analyst_agency_a") || strings.Contains(joined, "_mv") {
+		t.Error("agency analyst is granted more than the tenant tables")
 	}
 	if strings.Contains(joined, "analyst-a-password") {
 		t.Error("row policy SQL contains the clear-text password")
