@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,8 +50,36 @@ func privateServer(t *testing.T) (addr, dir string) {
 	if err != nil {
 		t.Fatalf("start private clickhouse: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { _ = exec.Command(script, "stop", dir).Run() })
+	// Stop by the server's own pid: Debian's 18.16 ignores the script's
+	// --pid-file (it reads --pidfile), so the script's stop cannot find it.
+	pid := serverPID(dir + "/config.xml")
+	if pid == 0 {
+		t.Fatalf("started a private clickhouse in %s but cannot find its process", dir)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	})
 	return fmt.Sprintf("127.0.0.1:%d", ports[0]), dir
+}
+
+// serverPID finds the clickhouse-server started with this config file.
+func serverPID(config string) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(cmdline), "--config-file="+config+"\x00") {
+			return pid
+		}
+	}
+	return 0
 }
 
 func login(t *testing.T, addr, user, password string) driver.Conn {
