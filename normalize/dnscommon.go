@@ -195,15 +195,34 @@ func isDigits(s string) bool {
 // parseBindTime reads BIND's "dd-Mmm-yyyy hh:mm:ss.mmm" at the start of s and
 // returns the time (UTC: BIND writes local time without a zone) and its length.
 func parseBindTime(s string) (time.Time, int, bool) {
-	const layout = "02-Jan-2006 15:04:05.000"
-	if len(s) < len(layout) || s[2] != '-' || s[6] != '-' || s[11] != ' ' {
+	const n = len("02-Jan-2006 15:04:05.000")
+	if len(s) < n || s[2] != '-' || s[6] != '-' || s[11] != ' ' || s[14] != ':' || s[17] != ':' || s[20] != '.' {
 		return time.Time{}, 0, false
 	}
-	t, err := time.Parse(layout, s[:len(layout)])
-	if err != nil {
+	month := 0
+	for i, m := range monthNames {
+		if strings.EqualFold(s[3:6], m) {
+			month = i + 1
+			break
+		}
+	}
+	num := func(a, b int) int {
+		v := 0
+		for i := a; i < b; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return -1
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	day, year, hh, mm, ss, ms := num(0, 2), num(7, 11), num(12, 14), num(15, 17), num(18, 20), num(21, 24)
+	if month == 0 || day < 1 || year < 0 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60 || ms < 0 ||
+		day > daysIn(time.Month(month), year) {
 		return time.Time{}, 0, false
 	}
-	return t.UTC(), len(layout), true
+	return time.Date(year, time.Month(month), day, hh, mm, ss, ms*1e6, time.UTC), n, true
 }
 
 // syslogFront parses the syslog header of s into ev (time, host, process,

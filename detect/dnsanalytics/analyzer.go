@@ -55,6 +55,13 @@ type Config struct {
 	NXDomainLevel     string
 	NXDomainResponses int
 
+	// SkipPopular exempts registrable domains the DGA model was trained on
+	// (popular domains) from the windowed tunnelling analytics: CDNs and
+	// telemetry endpoints under them make many unique names legitimately,
+	// and skipping them keeps most traffic off the per-client state. A
+	// tunnel's own domain is never a popular one. Needs a model.
+	SkipPopular bool
+
 	// MaxKeys bounds the window state (clients × domains tracked); keys
 	// beyond it are not tracked until the next window.
 	MaxKeys int
@@ -70,7 +77,8 @@ func DefaultConfig() Config {
 		UniqueSubdomainsLevel: "high", UniqueSubdomains: 150,
 		TXTNullLevel: "medium", TXTNullQueries: 200,
 		NXDomainLevel: "medium", NXDomainResponses: 100,
-		MaxKeys: 200_000,
+		SkipPopular: true,
+		MaxKeys:     200_000,
 	}
 }
 
@@ -164,6 +172,10 @@ func (a *Analyzer) DGAScore(p Parts) (float64, bool) {
 	return a.model.Surprise(p.Label), true
 }
 
+func (a *Analyzer) popular(p Parts) bool {
+	return a.model != nil && a.model.Known(p.Registrable)
+}
+
 // TunnelName reports whether the labels below the registrable domain look
 // like encoded data, and the measure that decided it.
 func (a *Analyzer) TunnelName(p Parts) (bool, string) {
@@ -225,9 +237,10 @@ func (a *Analyzer) Eval(ev *schemas.Event, out []schemas.Finding) []schemas.Find
 		return out
 	}
 	isQuery := ev.ActivityID != 2 // 1 Query, 6 Traffic; 2 is Response
+	popular := a.popular(p)
 	if isQuery {
-		if a.cfg.DGALevel != "" {
-			if s, ok := a.DGAScore(p); ok && s >= a.cfg.DGAThreshold {
+		if a.cfg.DGALevel != "" && a.model != nil && !popular && len(p.Label) >= a.cfg.DGAMinLabelLen {
+			if s := a.model.Surprise(p.Label); s >= a.cfg.DGAThreshold {
 				out = a.finding(ev, out, RuleDGA, a.cfg.DGALevel, p.Registrable,
 					fmt.Sprintf("Algorithmically generated domain: %s (label %q scores %.2f bits/char, threshold %.2f)", p.Registrable, p.Label, s, a.cfg.DGAThreshold))
 			}
@@ -243,13 +256,14 @@ func (a *Analyzer) Eval(ev *schemas.Event, out []schemas.Finding) []schemas.Find
 		return out
 	}
 	win := ev.Time.UnixNano() / int64(a.cfg.Window)
-	if isQuery && a.cfg.UniqueSubdomainsLevel != "" && p.Sub != "" {
+	skip := popular && a.cfg.SkipPopular
+	if isQuery && !skip && a.cfg.UniqueSubdomainsLevel != "" && p.Sub != "" {
 		if n, ok := a.track(RuleTunnelSubdomains, ev, p.Registrable, win, p.Sub, a.cfg.UniqueSubdomains); ok {
 			out = a.finding(ev, out, RuleTunnelSubdomains, a.cfg.UniqueSubdomainsLevel, p.Registrable,
 				fmt.Sprintf("DNS tunnelling: %d distinct names under %s from %s within %s", n, p.Registrable, ev.Src.IP, a.cfg.Window))
 		}
 	}
-	if isQuery && a.cfg.TXTNullLevel != "" && tunnelType(ev.DNS.QueryType) {
+	if isQuery && !skip && a.cfg.TXTNullLevel != "" && tunnelType(ev.DNS.QueryType) {
 		if n, ok := a.track(RuleTunnelTXTNull, ev, p.Registrable, win, "", a.cfg.TXTNullQueries); ok {
 			out = a.finding(ev, out, RuleTunnelTXTNull, a.cfg.TXTNullLevel, p.Registrable,
 				fmt.Sprintf("DNS tunnelling: %d TXT/NULL/ANY queries under %s from %s within %s", n, p.Registrable, ev.Src.IP, a.cfg.Window))

@@ -362,6 +362,33 @@ func BenchmarkMatch1M(b *testing.B) {
 			b.Fatalf("got %d findings", len(out))
 		}
 	})
+	noBloom := *s
+	noBloom.bloom = nil
+	mNo, _ := NewMatcher(DefaultConfig(), &noBloom)
+	b.Run("miss_without_bloom", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			out = mNo.Eval(&miss, out[:0])
+		}
+	})
+	// Distinct names (as in real traffic) defeat the CPU caches: this is
+	// where the Bloom filter in front of the 1M-entry map pays.
+	names := make([]string, 1<<14)
+	for i := range names {
+		names[i] = fmt.Sprintf("host%d.site%d.example.co.uk", i, i*7)
+	}
+	for _, v := range []struct {
+		name string
+		set  *Set
+	}{{"diverse_miss", s}, {"diverse_miss_without_bloom", &noBloom}} {
+		b.Run(v.name, func(b *testing.B) {
+			var ms []Match
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				ms = v.set.MatchDomain(names[i&(len(names)-1)], ms[:0])
+			}
+		})
+	}
 	b.Run("domain_lookup_only", func(b *testing.B) {
 		var ms []Match
 		b.ReportAllocs()

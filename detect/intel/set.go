@@ -67,6 +67,7 @@ type Set struct {
 	bits4    []int               // distinct IPv4 prefix lengths, longest first
 	bits6    []int
 	psl      *PublicSuffixes
+	bloom    []uint64 // split-block Bloom filter of domain hashes: 8 words (one cache line) per block
 }
 
 // Builder accumulates indicators; Build compiles them into a Set.
@@ -287,7 +288,45 @@ func insertBits(list []int, bits int) []int {
 func (b *Builder) Build() *Set {
 	s := b.s
 	b.s = nil
+	// ~12 bits per name: one cache line per lookup, ~0.5% false positives,
+	// so a miss (most names) rarely touches the big map.
+	n := len(s.domains) + len(s.collided)
+	blocks := max(1, (n*12+511)/512)
+	s.bloom = make([]uint64, blocks*8)
+	for h := range s.domains {
+		s.bloomAdd(h)
+	}
+	for name := range s.collided {
+		s.bloomAdd(xxhash.Sum64String(name))
+	}
 	return s
+}
+
+// bloomBits returns the block offset and the 8 bit positions (one per word)
+// a hash sets.
+func (s *Set) bloomBlock(h uint64) int {
+	return int((h>>32)*uint64(len(s.bloom)/8)>>32) * 8
+}
+
+func (s *Set) bloomAdd(h uint64) {
+	blk := s.bloom[s.bloomBlock(h):]
+	x := uint32(h)
+	for i := 0; i < 8; i++ {
+		x = x*0x9E3779B1 + 0x7F4A7C15
+		blk[i] |= 1 << (x >> 26)
+	}
+}
+
+func (s *Set) bloomHas(h uint64) bool {
+	blk := s.bloom[s.bloomBlock(h):]
+	x := uint32(h)
+	for i := 0; i < 8; i++ {
+		x = x*0x9E3779B1 + 0x7F4A7C15
+		if blk[i]&(1<<(x>>26)) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Set) equal(r int32, b []byte) bool {
@@ -345,7 +384,9 @@ func (s *Set) MatchDomain(name string, out []Match) []Match {
 		if start > 0 && s.psl.isPublicSuffix(suffix) {
 			break
 		}
-		if r, ok := s.domains[xxhash.Sum64(suffix)]; ok {
+		if h := xxhash.Sum64(suffix); len(s.bloom) > 0 && !s.bloomHas(h) {
+			// not listed
+		} else if r, ok := s.domains[h]; ok {
 			if s.equal(r, suffix) {
 				out = s.appendChain(r, out)
 			} else if r, ok := s.collided[string(suffix)]; ok {
