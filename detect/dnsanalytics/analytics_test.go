@@ -427,3 +427,33 @@ func BenchmarkEval(b *testing.B) {
 		out = a.Eval(ev, out[:0])
 	}
 }
+
+func TestFirstSeen(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.FirstSeenWarmup, cfg.FirstSeenMaxDomains = time.Hour, 3
+	a, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	at := func(agency, name string, d time.Duration) bool {
+		ev := query(name)
+		ev.Agency, ev.Time = agency, t0.Add(d)
+		return fires(a, ev, RuleFirstSeen)
+	}
+	if at("a1", "www.usual.example", 0) || at("a1", "mail.usual.example", 30*time.Minute) {
+		t.Error("fired during the warm-up")
+	}
+	if !at("a1", "new.other.example", 2*time.Hour) {
+		t.Error("a new domain after the warm-up did not fire")
+	}
+	if at("a1", "x.other.example", 3*time.Hour) || at("a1", "x.usual.example", 3*time.Hour) {
+		t.Error("a known domain fired")
+	}
+	if at("a2", "new.other.example", 0) {
+		t.Error("agency a2 has its own warm-up")
+	}
+	if at("a1", "third.example", 4*time.Hour) != true || at("a1", "fourth.example", 4*time.Hour) {
+		t.Error("a full agency must stop firing (max 3 domains)")
+	}
+}

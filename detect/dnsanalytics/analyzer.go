@@ -20,6 +20,7 @@ const (
 	RuleTunnelSubdomains = "dns.tunnel.unique_subdomains"
 	RuleTunnelTXTNull    = "dns.tunnel.txt_null_volume"
 	RuleNXDomainBurst    = "dns.nxdomain_burst"
+	RuleFirstSeen        = "dns.first_seen"
 )
 
 // Config holds the tunable thresholds. Zero values are not defaults: start
@@ -55,6 +56,16 @@ type Config struct {
 	NXDomainLevel     string
 	NXDomainResponses int
 
+	// FirstSeenLevel: a registrable domain no client of the agency queried
+	// before, once the agency's first FirstSeenWarmup of event time has been
+	// learned silently. At most FirstSeenMaxDomains domains are remembered
+	// per agency; a full agency stops learning and stops firing (so a flood
+	// of random names cannot evict what was learned). Popular domains of the
+	// model never fire.
+	FirstSeenLevel      string
+	FirstSeenWarmup     time.Duration
+	FirstSeenMaxDomains int
+
 	// SkipPopular exempts registrable domains the DGA model was trained on
 	// (popular domains) from the windowed tunnelling analytics: CDNs and
 	// telemetry endpoints under them make many unique names legitimately,
@@ -77,6 +88,7 @@ func DefaultConfig() Config {
 		UniqueSubdomainsLevel: "high", UniqueSubdomains: 150,
 		TXTNullLevel: "medium", TXTNullQueries: 200,
 		NXDomainLevel: "medium", NXDomainResponses: 100,
+		FirstSeenLevel: "informational", FirstSeenWarmup: 24 * time.Hour, FirstSeenMaxDomains: 500_000,
 		SkipPopular: true,
 		MaxKeys:     200_000,
 	}
@@ -94,7 +106,7 @@ func (c Config) Validate() error {
 	for _, l := range []struct{ k, v string }{
 		{"dns.dga_level", c.DGALevel}, {"dns.tunnel_name_level", c.TunnelNameLevel},
 		{"dns.unique_subdomains_level", c.UniqueSubdomainsLevel}, {"dns.txt_null_level", c.TXTNullLevel},
-		{"dns.nxdomain_level", c.NXDomainLevel},
+		{"dns.nxdomain_level", c.NXDomainLevel}, {"dns.first_seen_level", c.FirstSeenLevel},
 	} {
 		if err := checkLevel(l.k, l.v); err != nil {
 			return err
@@ -115,6 +127,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("dns.unique_subdomains must be between 2 and 100000, got %d", c.UniqueSubdomains)
 	case c.TXTNullQueries < 1 || c.NXDomainResponses < 1:
 		return fmt.Errorf("dns.txt_null_queries and dns.nxdomain_responses must be positive, got %d and %d", c.TXTNullQueries, c.NXDomainResponses)
+	case c.FirstSeenWarmup < 0 || c.FirstSeenWarmup > 90*24*time.Hour:
+		return fmt.Errorf("dns.first_seen_warmup must be between 0 and 90 days, got %s", c.FirstSeenWarmup)
+	case c.FirstSeenMaxDomains < 1 || c.FirstSeenMaxDomains > 50_000_000:
+		return fmt.Errorf("dns.first_seen_max_domains must be between 1 and 50000000, got %d", c.FirstSeenMaxDomains)
 	case c.MaxKeys < 100 || c.MaxKeys > 10_000_000:
 		return fmt.Errorf("dns.max_keys must be between 100 and 10000000, got %d", c.MaxKeys)
 	}
@@ -133,6 +149,15 @@ type Analyzer struct {
 	model  *Model // nil disables DGA
 	psl    *intel.PublicSuffixes
 	shards [16]shard
+
+	seenMu sync.Mutex
+	seen   map[string]*agencySeen
+}
+
+// agencySeen is what one agency's clients have queried.
+type agencySeen struct {
+	start   time.Time // first event time seen: learning ends at start+warmup
+	domains map[uint64]struct{}
 }
 
 type shard struct {
@@ -155,7 +180,7 @@ func New(cfg Config, model *Model, psl *intel.PublicSuffixes) (*Analyzer, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Analyzer{cfg: cfg, model: model, psl: psl}
+	a := &Analyzer{cfg: cfg, model: model, psl: psl, seen: map[string]*agencySeen{}}
 	for i := range a.shards {
 		a.shards[i].keys = map[uint64]*window{}
 	}
@@ -252,7 +277,14 @@ func (a *Analyzer) Eval(ev *schemas.Event, out []schemas.Finding) []schemas.Find
 			}
 		}
 	}
-	if ev.Src.IP == "" || ev.Time.IsZero() {
+	if ev.Time.IsZero() {
+		return out
+	}
+	if isQuery && !popular && a.cfg.FirstSeenLevel != "" && a.firstSeen(ev.Agency, p.Registrable, ev.Time) {
+		out = a.finding(ev, out, RuleFirstSeen, a.cfg.FirstSeenLevel, p.Registrable,
+			fmt.Sprintf("First-seen domain for the agency: %s", p.Registrable))
+	}
+	if ev.Src.IP == "" {
 		return out
 	}
 	win := ev.Time.UnixNano() / int64(a.cfg.Window)
@@ -276,6 +308,27 @@ func (a *Analyzer) Eval(ev *schemas.Event, out []schemas.Finding) []schemas.Find
 		}
 	}
 	return out
+}
+
+// firstSeen records domain for agency and reports whether it is new after
+// the agency's warm-up.
+func (a *Analyzer) firstSeen(agency, domain string, t time.Time) bool {
+	h := xxhash.Sum64String(domain)
+	a.seenMu.Lock()
+	defer a.seenMu.Unlock()
+	s := a.seen[agency]
+	if s == nil {
+		s = &agencySeen{start: t, domains: make(map[uint64]struct{}, 1024)}
+		a.seen[agency] = s
+	}
+	if _, ok := s.domains[h]; ok {
+		return false
+	}
+	if len(s.domains) >= a.cfg.FirstSeenMaxDomains {
+		return false
+	}
+	s.domains[h] = struct{}{}
+	return t.Sub(s.start) >= a.cfg.FirstSeenWarmup
 }
 
 // track counts ev in the window of (rule, agency, client, root); distinct
@@ -346,6 +399,8 @@ func (a *Analyzer) finding(ev *schemas.Event, out []schemas.Finding, rule, level
 		tags = append(tags, "attack.t1568.002")
 	case RuleNXDomainBurst:
 		tags = append(tags, "attack.t1568.002")
+	case RuleFirstSeen:
+		tags = []string{"dns.analytics"}
 	default:
 		tags = append(tags, "attack.t1071.004", "attack.exfiltration", "attack.t1048")
 	}

@@ -16,6 +16,8 @@
 //   - dns.tunnel.txt_null_volume: many TXT/NULL/ANY queries under one domain
 //     from one client within a window.
 //   - dns.nxdomain_burst: many NXDOMAIN answers to one client within a window.
+//   - dns.first_seen: a domain no client of the agency queried before, after
+//     a warm-up that learns the agency's usual domains.
 //
 // Windowed analytics fire once per key and window, on the event that
 // crosses the threshold; they count by event time in tumbling windows.
