@@ -159,7 +159,7 @@ func bindClient(s string, ev *schemas.Event) error {
 			v, head = nextField(head)
 			ev.AddUnmapped("bind.view", v)
 		case w == "UDP" || w == "TCP":
-			ev.Protocol = strings.ToLower(w)
+			ev.Protocol = protoName(w)
 		}
 	}
 	// "view internal: query: ..." comes as a second "x: " group.

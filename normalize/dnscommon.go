@@ -252,3 +252,15 @@ func newSyslogDecoder(b BatchInfo) *syslogDecoder {
 	}
 	return &syslogDecoder{received: recv}
 }
+
+// protoName returns the lower-case transport name without allocating for
+// the usual ones.
+func protoName(s string) string {
+	switch s {
+	case "UDP", "udp":
+		return "udp"
+	case "TCP", "tcp":
+		return "tcp"
+	}
+	return strings.ToLower(s)
+}

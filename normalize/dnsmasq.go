@@ -40,9 +40,9 @@ type dnsmasqDecoder struct{ sys *syslogDecoder }
 func (d *dnsmasqDecoder) Directive([]byte) error { return nil }
 
 func (d *dnsmasqDecoder) Record(rec []byte, ev *schemas.Event) error {
-	s := trimEOL(string(rec))
-	if !looksSyslog(s) {
-		return fmt.Errorf("parse dnsmasq: %w: no syslog header at start of %s", errNotResolverLog, excerpt(s))
+	// Only a prefix is converted: small, non-escaping, no allocation.
+	if !looksSyslog(string(rec[:min(len(rec), 24)])) {
+		return fmt.Errorf("parse dnsmasq: %w: no syslog header at start of %s", errNotResolverLog, excerpt(string(rec)))
 	}
 	msg, err := syslogFront(d.sys, rec, ev)
 	if err != nil {

@@ -106,7 +106,7 @@ func (windnsDecoder) Record(rec []byte, ev *schemas.Event) error {
 	} else {
 		ev.Dst.IP = ip
 	}
-	ev.Protocol = strings.ToLower(proto)
+	ev.Protocol = protoName(proto)
 	ev.DNS.TransactionID = uint32(id)
 	ev.DNS.QueryType, ev.DNS.QueryClass = qtype, "IN"
 	ev.DNS.QueryHostname = winLabels(strings.TrimSpace(qname))
