@@ -321,21 +321,26 @@ func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error
 	}
 }
 
-// settle stores rows (retrying with backoff while the store is down and
-// telling the server the messages are still in progress), publishes the
-// findings, then acks. If ctx ends first the messages stay unacked and the
+// settle publishes the findings, stores the rows (retrying with backoff
+// while the store is down and telling the server the messages are still in
+// progress), then acks. If ctx ends first the messages stay unacked and the
 // server redelivers them; their deterministic ids make that harmless.
+//
+// Findings go first so an analyst is paged without waiting for the insert:
+// a redelivery republishes them under the same Nats-Msg-Id (the finding id),
+// which SOC_DETECTIONS' duplicate window drops, and the ack still waits for
+// both, so nothing is lost if either fails.
 func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Rows) error {
-	start := p.now()
-	if err := p.retry(ctx, batch, "store rows", func(ctx context.Context) error { return p.store.Write(ctx, rows) }); err != nil {
-		return err
-	}
-	p.metrics.stored(ctx, rows, p.now().Sub(start))
 	if len(rows.Findings) > 0 {
 		if err := p.retry(ctx, batch, "publish findings", func(ctx context.Context) error { return p.findings.Publish(ctx, rows.Findings) }); err != nil {
 			return err
 		}
 	}
+	start := p.now()
+	if err := p.retry(ctx, batch, "store rows", func(ctx context.Context) error { return p.store.Write(ctx, rows) }); err != nil {
+		return err
+	}
+	p.metrics.stored(ctx, rows, p.now().Sub(start))
 	for _, r := range batch {
 		if err := r.msg.Ack(); err != nil {
 			// The rows are stored; a lost ack means a redelivery that the

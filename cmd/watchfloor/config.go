@@ -179,6 +179,9 @@ func (c *config) validate(withRun bool) error {
 		if err := c.Streams.Validate(); err != nil {
 			errs = append(errs, err)
 		}
+		if c.Streams.DuplicateWindow <= c.Pipeline.AckWait {
+			errs = append(errs, fmt.Errorf("nats.duplicate-window (%s) must be longer than pipeline.ack-wait (%s): findings republished after a crash would be stored twice", c.Streams.DuplicateWindow, c.Pipeline.AckWait))
+		}
 		if c.NATSURL == "" {
 			if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 				errs = append(errs, fmt.Errorf("nats.listen %q must be host:port: %w", c.NATSListen, err))
