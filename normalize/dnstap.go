@@ -159,9 +159,8 @@ func (d *dnstapDecoder) Record(rec []byte, ev *schemas.Event) error {
 			if d.msg.Response {
 				rcode = int32(d.msg.Rcode)
 				for _, rr := range d.msg.Answer {
-					h := rr.Header()
-					ev.DNS.Answers = append(ev.DNS.Answers, strings.TrimPrefix(rr.String(), h.String()))
-					ev.DNS.TTLs = append(ev.DNS.TTLs, h.Ttl)
+					ev.DNS.Answers = append(ev.DNS.Answers, rdataText(rr))
+					ev.DNS.TTLs = append(ev.DNS.TTLs, rr.Header().Ttl)
 				}
 			}
 		}
@@ -172,6 +171,28 @@ func (d *dnstapDecoder) Record(rec []byte, ev *schemas.Event) error {
 	}
 	finishDNS(ev)
 	return nil
+}
+
+// rdataText renders an answer's rdata as zone-file text (what Zeek and
+// the other formats log), with short paths for the common types.
+func rdataText(rr dns.RR) string {
+	switch v := rr.(type) {
+	case *dns.A:
+		if a, ok := netip.AddrFromSlice(v.A); ok {
+			return a.Unmap().String()
+		}
+	case *dns.AAAA:
+		if a, ok := netip.AddrFromSlice(v.AAAA); ok {
+			return a.String()
+		}
+	case *dns.CNAME:
+		return v.Target
+	case *dns.PTR:
+		return v.Ptr
+	case *dns.NS:
+		return v.Ns
+	}
+	return strings.TrimPrefix(rr.String(), rr.Header().String())
 }
 
 func dnsTypeName(t uint16) string {
