@@ -179,7 +179,7 @@ func bindClient(s string, ev *schemas.Event) error {
 			ev.AddUnmapped("bind.failure", rc)
 		}
 		setDNSActivity(ev, dnsActivityResponse, code)
-		ev.StatusID = statusFailure
+		ev.StatusID = dnsStatusFailure
 		if q, ok := strings.CutPrefix(rest, " for "); ok {
 			q, at, _ := strings.Cut(q, " at ")
 			bindNameClassType(q, "/", ev, false)
@@ -190,7 +190,7 @@ func bindClient(s string, ev *schemas.Event) error {
 	case strings.HasPrefix(body, "query") && strings.HasSuffix(body, "denied"):
 		// "query (cache) 'NAME/A/IN' denied", "query 'NAME/A/IN' denied", "query (cache) denied"
 		setDNSActivity(ev, dnsActivityQuery, -1)
-		ev.StatusID = statusFailure
+		ev.StatusID = dnsStatusFailure
 		ev.AddUnmapped("bind.action", "denied")
 		if i := strings.IndexByte(body, '\''); i >= 0 {
 			if j := strings.LastIndexByte(body, '\''); j > i {
@@ -262,7 +262,7 @@ func bindQuery(s string, ev *schemas.Event) error {
 	}
 	setDNSActivity(ev, dnsActivityTraffic, code)
 	if code != 0 {
-		ev.StatusID = statusFailure
+		ev.StatusID = dnsStatusFailure
 	}
 	flags, resp := nextField(resp)
 	if flags != "" {
@@ -309,7 +309,7 @@ func niosCEF(s string, ev *schemas.Event) error {
 	}
 	setDNSActivity(ev, dnsActivityResponse, code)
 	if code > 0 {
-		ev.StatusID = statusFailure
+		ev.StatusID = dnsStatusFailure
 	}
 	switch sev {
 	case "0", "1", "2", "3":
@@ -324,7 +324,7 @@ func niosCEF(s string, ev *schemas.Event) error {
 	ev.AddUnmapped("cef.signature_id", sig)
 	ev.AddUnmapped("cef.name", name)
 	ev.AddUnmapped("cef.severity", sev)
-	for _, kv := range cefExtension(ext) {
+	for _, kv := range niosCEFPairs(ext) {
 		switch kv.Key {
 		case "src":
 			ev.Src.IP = kv.Value
@@ -352,10 +352,10 @@ func niosCEF(s string, ev *schemas.Event) error {
 	return nil
 }
 
-// cefExtension splits "k1=v one k2=v2" into pairs: a value runs until the
+// niosCEFPairs splits "k1=v one k2=v2" into pairs: a value runs until the
 // next space-separated word that looks like "key=". Quotes around a value
 // are dropped.
-func cefExtension(s string) []schemas.KV {
+func niosCEFPairs(s string) []schemas.KV {
 	var out []schemas.KV
 	for s != "" {
 		eq := strings.IndexByte(s, '=')
@@ -371,7 +371,7 @@ func cefExtension(s string) []schemas.KV {
 			}
 		} else {
 			for i := 0; i < len(s); i++ {
-				if s[i] == ' ' && isCEFKeyAhead(s[i+1:]) {
+				if s[i] == ' ' && niosCEFKeyAhead(s[i+1:]) {
 					end = i
 					break
 				}
@@ -384,7 +384,7 @@ func cefExtension(s string) []schemas.KV {
 	return out
 }
 
-func isCEFKeyAhead(s string) bool {
+func niosCEFKeyAhead(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {

@@ -114,7 +114,7 @@ func corednsQuery(s string, ev *schemas.Event) error {
 	}
 	setDNSActivity(ev, dnsActivityTraffic, code)
 	if code != 0 {
-		ev.StatusID = statusFailure
+		ev.StatusID = dnsStatusFailure
 	}
 	ev.Src.IP, ev.Src.Port = ip, port
 	ev.Protocol = proto

@@ -81,7 +81,7 @@ func TestDNSCorpusSamples(t *testing.T) {
 		check   func(t *testing.T, evs []*goldenEvent)
 	}{
 		{"bind wazuh", BindQuery(), "dns_bind_querylog/wazuh_named.log", 3 /* line 4 is cut before "denied": a Base Event */, func(t *testing.T, evs []*goldenEvent) {
-			if evs[0].Src.IP != "217.148.39.3" || evs[0].Src.Port != 1036 || evs[0].StatusID != statusFailure {
+			if evs[0].Src.IP != "217.148.39.3" || evs[0].Src.Port != 1036 || evs[0].StatusID != dnsStatusFailure {
 				t.Errorf("denied query: got %+v", evs[0])
 			}
 		}},
@@ -234,7 +234,7 @@ func TestDnstapMapping(t *testing.T) {
 	if err := Dnstap().NewDecoder(BatchInfo{}).Record([]byte(line), &ev); err != nil {
 		t.Fatal(err)
 	}
-	if ev.ActivityID != dnsActivityResponse || ev.DNS.RCode != "NXDomain" || ev.DNS.RCodeID != 3 || ev.StatusID != statusFailure {
+	if ev.ActivityID != dnsActivityResponse || ev.DNS.RCode != "NXDomain" || ev.DNS.RCodeID != 3 || ev.StatusID != dnsStatusFailure {
 		t.Errorf("nxdomain response: got %+v", ev)
 	}
 

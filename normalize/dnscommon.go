@@ -28,8 +28,8 @@ const (
 
 // OCSF status_id values.
 const (
-	statusSuccess uint8 = 1
-	statusFailure uint8 = 2
+	dnsStatusSuccess uint8 = 1
+	dnsStatusFailure uint8 = 2
 )
 
 // setDNSActivity turns ev into a DNS Activity event. rcode < 0 means no
@@ -225,12 +225,43 @@ func parseBindTime(s string) (time.Time, int, bool) {
 	return time.Date(year, time.Month(month), day, hh, mm, ss, ms*1e6, time.UTC), n, true
 }
 
-// syslogFront parses the syslog header of s into ev (time, host, process,
-// facility) and returns the message. The event is left a Base Event.
-func syslogFront(sys *syslogDecoder, rec []byte, ev *schemas.Event) (string, error) {
-	if err := sys.Record(rec, ev); err != nil {
-		return "", err
+// syslogFront parses the syslog header of rec into ev (time, host,
+// process, facility and severity) and returns the message. The event is
+// left a Base Event. It mirrors syslogDecoder.Record but stops after the
+// header: message bodies are this format's to read (a NIOS RPZ "CEF:" body
+// is DNS here, not a generic CEF event).
+func syslogFront(d *syslogDecoder, rec []byte, ev *schemas.Event) (string, error) {
+	ev.Raw = string(rec)
+	s := trimEOL(ev.Raw)
+	if strings.TrimSpace(s) == "" {
+		return "", errors.New("parse syslog: empty record")
 	}
+	pri := -1
+	if s[0] == '<' {
+		end := strings.IndexByte(s, '>')
+		if end < 2 || end > 4 {
+			return "", fmt.Errorf("parse syslog: invalid PRI at start of %s", excerpt(s))
+		}
+		n, err := parseUint(s[1:end], 191)
+		if err != nil {
+			return "", fmt.Errorf("parse syslog: invalid PRI %q: %w", s[1:end], err)
+		}
+		pri = int(n)
+		ev.AddUnmapped("syslog.facility", facilityNames[pri/8])
+		ev.AddUnmapped("syslog.severity", severityNames[pri%8])
+		if strings.HasPrefix(s[end+1:], "1 ") {
+			if err := d.rfc5424(rec[:len(s)], s, end+3, ev); err != nil {
+				return "", fmt.Errorf("parse syslog: rfc5424: %w", err)
+			}
+			d.finish(pri, ev)
+			return ev.Message, nil
+		}
+		s = s[end+1:]
+	}
+	if err := d.rfc3164(s, ev); err != nil {
+		return "", fmt.Errorf("parse syslog: %w", err)
+	}
+	d.finish(pri, ev)
 	return ev.Message, nil
 }
 

@@ -123,7 +123,7 @@ func dnsmasqMessage(msg string, ev *schemas.Event) error {
 		}
 		setDNSActivity(ev, dnsActivityResponse, rcode)
 		if rcode != 0 {
-			ev.StatusID = statusFailure
+			ev.StatusID = dnsStatusFailure
 		}
 		action := verb
 		if strings.HasPrefix(verb, "/") {

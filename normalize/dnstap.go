@@ -167,7 +167,7 @@ func (d *dnstapDecoder) Record(rec []byte, ev *schemas.Event) error {
 	}
 	setDNSActivity(ev, activity, rcode)
 	if rcode > 0 {
-		ev.StatusID = statusFailure
+		ev.StatusID = dnsStatusFailure
 	}
 	finishDNS(ev)
 	return nil

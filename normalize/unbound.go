@@ -134,7 +134,7 @@ func unboundQueryReply(msg string, ev *schemas.Event) {
 		ev.AddUnmapped("unbound.from_cache", cached)
 		ev.AddUnmapped("unbound.response_size", size)
 		if code != 0 {
-			ev.StatusID = statusFailure
+			ev.StatusID = dnsStatusFailure
 		}
 	}
 	ev.Src.IP = ip

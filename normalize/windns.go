@@ -96,7 +96,7 @@ func (windnsDecoder) Record(rec []byte, ev *schemas.Event) error {
 	if isResp {
 		setDNSActivity(ev, dnsActivityResponse, code)
 		if code != 0 {
-			ev.StatusID = statusFailure
+			ev.StatusID = dnsStatusFailure
 		}
 	} else {
 		setDNSActivity(ev, dnsActivityQuery, -1)
