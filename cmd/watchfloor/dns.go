@@ -61,6 +61,7 @@ func dnsFlags(fs *flag.FlagSet, c *dnsConfig, d dnsConfig) {
 	fs.StringVar(&a.FirstSeenLevel, "dns.first-seen-level", da.FirstSeenLevel, "Sigma level of first-seen-domain findings (per agency, per instance); empty disables")
 	fs.DurationVar(&a.FirstSeenWarmup, "dns.first-seen-warmup", da.FirstSeenWarmup, "event time an agency's domains are learned silently before first-seen findings start")
 	fs.IntVar(&a.FirstSeenMaxDomains, "dns.first-seen-max-domains", da.FirstSeenMaxDomains, "domains remembered per agency for first-seen; a full agency stops learning and firing")
+	fs.BoolVar(&a.ScoreResponses, "dns.score-responses", da.ScoreResponses, "also run the per-name DNS analytics on response records (for sources that log only replies)")
 	fs.BoolVar(&a.SkipPopular, "dns.skip-popular", da.SkipPopular, "exempt the popular domains of --dns.dga-model from the windowed tunnelling analytics")
 	fs.IntVar(&a.MaxKeys, "dns.max-keys", da.MaxKeys, "bound on (client, domain) keys the windowed DNS analytics track")
 }

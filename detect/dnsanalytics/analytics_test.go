@@ -457,3 +457,17 @@ func TestFirstSeen(t *testing.T) {
 		t.Error("a full agency must stop firing (max 3 domains)")
 	}
 }
+
+func TestScoreResponses(t *testing.T) {
+	name := strings.Repeat("mzxw6ytboi", 6) + ".t.exfil.example"
+	for _, on := range []bool{false, true} {
+		cfg := DefaultConfig()
+		cfg.ScoreResponses = on
+		a, _ := New(cfg, nil, nil)
+		ev := query(name)
+		ev.ActivityID, ev.DNS.RCodeID = 2, 0
+		if got := fires(a, ev, RuleTunnelName); got != on {
+			t.Errorf("ScoreResponses=%v: tunnel name on a response fired=%v", on, got)
+		}
+	}
+}

@@ -66,6 +66,13 @@ type Config struct {
 	FirstSeenWarmup     time.Duration
 	FirstSeenMaxDomains int
 
+	// ScoreResponses also runs the per-name analytics (DGA, tunnel name,
+	// first seen) on Response records. Off by default, because sources that
+	// log both lines of a lookup would raise each finding twice; turn it on
+	// for sources that log only replies (Unbound log-replies alone, dnstap
+	// *_RESPONSE only).
+	ScoreResponses bool
+
 	// SkipPopular exempts registrable domains the DGA model was trained on
 	// (popular domains) from the windowed tunnelling analytics: CDNs and
 	// telemetry endpoints under them make many unique names legitimately,
@@ -262,8 +269,9 @@ func (a *Analyzer) Eval(ev *schemas.Event, out []schemas.Finding) []schemas.Find
 		return out
 	}
 	isQuery := ev.ActivityID != 2 // 1 Query, 6 Traffic; 2 is Response
+	perName := isQuery || a.cfg.ScoreResponses
 	popular := a.popular(p)
-	if isQuery {
+	if perName {
 		if a.cfg.DGALevel != "" && a.model != nil && !popular && len(p.Label) >= a.cfg.DGAMinLabelLen {
 			if s := a.model.Surprise(p.Label); s >= a.cfg.DGAThreshold {
 				out = a.finding(ev, out, RuleDGA, a.cfg.DGALevel, p.Registrable,
@@ -280,7 +288,7 @@ func (a *Analyzer) Eval(ev *schemas.Event, out []schemas.Finding) []schemas.Find
 	if ev.Time.IsZero() {
 		return out
 	}
-	if isQuery && !popular && a.cfg.FirstSeenLevel != "" && a.firstSeen(ev.Agency, p.Registrable, ev.Time) {
+	if perName && !popular && a.cfg.FirstSeenLevel != "" && a.firstSeen(ev.Agency, p.Registrable, ev.Time) {
 		out = a.finding(ev, out, RuleFirstSeen, a.cfg.FirstSeenLevel, p.Registrable,
 			fmt.Sprintf("First-seen domain for the agency: %s", p.Registrable))
 	}
