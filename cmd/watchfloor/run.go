@@ -124,6 +124,10 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	} else {
 		log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len())
 	}
+	dnsDet, err := newDNSDetection(cfg.DNS, log)
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -177,18 +181,23 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 
+	if err := dnsDet.connect(ctx, js, cfg.Streams.Replicas); err != nil {
+		return err
+	}
+	defer dnsDet.startReload(ctx)()
+
 	// Deployed rules: the soc_rules bucket overlays --rules and every change
 	// is compiled and swapped in whole; a batch sees one set (SetRules).
 	var p *ingest.Pipeline
 	watcher, err := startRulesWatcher(ctx, js, baseRules, func(set *rulebook.Set) {
 		if p != nil {
-			p.SetRules(set)
+			p.SetRules(dnsDet.rules(set))
 		}
 	}, log)
 	if err != nil {
 		return err
 	}
-	p, err = ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, watcher.Current(),
+	p, err = ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, dnsDet.rules(watcher.Current()),
 		&ingest.JetStreamFindings{JS: js}, metrics, log)
 	if err != nil {
 		return err
