@@ -27,7 +27,7 @@ func TestRulesBacktestCLI(t *testing.T) {
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UTC().Truncate(time.Second)
+	now := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
 	var evs []schemas.Event
 	for i, q := range []string{"a.cli-test.example", "b.cli-test.example", "c.example", "d.cli-test.example"} {
 		ev := schemas.Event{ID: schemas.EventID("bt", i), Agency: []string{"agency-a", "agency-b"}[i%2], Format: "zeek_dns",

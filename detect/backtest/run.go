@@ -78,7 +78,7 @@ type Result struct {
 func (cfg Config) where(q *Query, now time.Time) (string, time.Time) {
 	until := cfg.Until
 	if until.IsZero() {
-		until = now
+		until = now.Truncate(time.Second).Add(time.Second) // include this second's events
 	}
 	parts := []string{
 		"time >= toDateTime(" + strconv.FormatInt(cfg.Since.Unix(), 10) + ")",
