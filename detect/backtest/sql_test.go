@@ -12,7 +12,7 @@ func TestEveryMappedAttributeHasAColumn(t *testing.T) {
 	for f, a := range m.Fields {
 		col, ok := columns[a]
 		if !ok {
-			t.Errorf("mapping field %s -> attribute %s has no events column", f, a)
+			t.Errorf("mapping field %s -> attribute %s has no events column: add it to columns in detect/backtest/sql.go", f, a)
 			continue
 		}
 		kind, _ := detect.AttributeKind(a)

@@ -156,10 +156,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 func (w *Watcher) apply(e jetstream.KeyValueEntry) bool {
 	id, rev := e.Key(), e.Revision()
 	w.revision = max(w.revision, rev)
+	lvl := slog.LevelInfo
+	if w.w == nil {
+		lvl = slog.LevelDebug // the initial read: one summary line follows
+	}
 	switch e.Operation() {
 	case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
 		w.live[id] = kvRule{revision: rev}
-		w.log.Info("rule disabled", "rule", id, "revision", rev)
+		w.log.Log(context.Background(), lvl, "rule disabled", "rule", id, "revision", rev)
 		return true
 	}
 	r, err := ParseStored(id, rev, e.Value())
@@ -174,7 +178,7 @@ func (w *Watcher) apply(e jetstream.KeyValueEntry) bool {
 		return false
 	}
 	w.live[id] = kvRule{rule: r, revision: rev}
-	w.log.Info("rule deployed", "rule", id, "revision", rev)
+	w.log.Log(context.Background(), lvl, "rule deployed", "rule", id, "revision", rev)
 	return true
 }
 
