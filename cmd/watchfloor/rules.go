@@ -32,7 +32,8 @@ Commands:
   validate PATH...          parse and compile rules (files or directories)
   test PATH...              run each rule's sidecar cases (<rule>.tests.yml)
   push PATH... [--dry-run]  validate and test, then deploy what changed;
-                            refuses on any failure; --dry-run shows the diff
+                            refuses on any failure; --dry-run shows the diff;
+                            --require-tests also refuses rules without cases
   list                      deployed rules with revision and state
   show ID [--revision N]    one rule as deployed (or at revision N)
   diff PATH...              local rules against what is deployed
@@ -51,7 +52,7 @@ when a rule is invalid, a case fails or a push is refused.
 // rulesFlags are the flags of every rules command.
 type rulesFlags struct {
 	NATSURL, NATSCreds, NATSUser, NATSPassword string
-	JSON, DryRun                               bool
+	JSON, DryRun, RequireTests                 bool
 	Revision, To                               uint64
 	Timeout                                    time.Duration
 	CHAddr, CHDatabase, CHUser, CHPassword     string
@@ -68,6 +69,7 @@ func rulesFlagSet(rf *rulesFlags) *flag.FlagSet {
 	fs.StringVar(&rf.NATSPassword, "nats.password", "", "NATS password (prefer WATCHFLOOR_NATS_PASSWORD; never logged)")
 	fs.BoolVar(&rf.JSON, "json", false, "print JSON instead of text")
 	fs.BoolVar(&rf.DryRun, "dry-run", false, "push: show what would change, change nothing")
+	fs.BoolVar(&rf.RequireTests, "require-tests", false, "test/push: a rule without sidecar cases is a failure")
 	fs.Uint64Var(&rf.Revision, "revision", 0, "show/diff: the KV revision to read")
 	fs.Uint64Var(&rf.To, "to", 0, "rollback: the KV revision to make live again")
 	fs.DurationVar(&rf.Timeout, "timeout", 30*time.Second, "how long a command may take")
@@ -155,7 +157,7 @@ func cmdRules(ctx context.Context, args []string, getenv func(string) string, st
 		if err := need(1, "PATH..."); err != nil {
 			return err
 		}
-		return rulesTest(pos, cfg, o)
+		return rulesTest(pos, rf.RequireTests, cfg, o)
 	case "backtest":
 		if err := need(1, "a rule FILE"); err != nil {
 			return err
@@ -187,7 +189,7 @@ func cmdRules(ctx context.Context, args []string, getenv func(string) string, st
 	defer nc.Close()
 	switch sub {
 	case "push":
-		return rulesPush(ctx, store, pos, rf.DryRun, cfg, o)
+		return rulesPush(ctx, store, pos, rf.DryRun, rf.RequireTests, cfg, o)
 	case "list":
 		return rulesList(ctx, store, o)
 	case "show":
@@ -196,7 +198,7 @@ func cmdRules(ctx context.Context, args []string, getenv func(string) string, st
 		return rulesHistory(ctx, store, pos[0], o)
 	case "diff":
 		if _, err := os.Stat(pos[0]); err == nil {
-			return rulesPush(ctx, store, pos, true, cfg, o)
+			return rulesPush(ctx, store, pos, true, false, cfg, o)
 		}
 		return rulesDiffRevision(ctx, store, pos[0], rf.Revision, o)
 	case "disable":
@@ -301,7 +303,7 @@ func rulesValidate(paths []string, cfg detect.Config, o *out) error {
 	return nil
 }
 
-func rulesTest(paths []string, cfg detect.Config, o *out) error {
+func rulesTest(paths []string, requireTests bool, cfg detect.Config, o *out) error {
 	rules, checks, err := loadLocal(paths, cfg)
 	if err != nil {
 		return err
@@ -311,12 +313,16 @@ func rulesTest(paths []string, cfg detect.Config, o *out) error {
 		return err
 	}
 	bad := countBad(checks)
+	untested := 0
+	if requireTests {
+		untested = len(rep.Untested)
+	}
 	text := renderChecks(checks) + renderCases(rep)
-	if err := o.emit(map[string]any{"checks": nonNil(checks), "tests": rep, "ok": bad == 0 && rep.Failed == 0}, text); err != nil {
+	if err := o.emit(map[string]any{"checks": nonNil(checks), "tests": rep, "ok": bad == 0 && rep.Failed == 0 && untested == 0}, text); err != nil {
 		return err
 	}
-	if bad > 0 || rep.Failed > 0 {
-		return failed("rules test: %d invalid rule(s), %d failing case(s)", bad, rep.Failed)
+	if bad > 0 || rep.Failed > 0 || untested > 0 {
+		return failed("rules test: %d invalid rule(s), %d failing case(s), %d untested rule(s) with --require-tests", bad, rep.Failed, untested)
 	}
 	return nil
 }
@@ -378,7 +384,7 @@ type pushChange struct {
 	Diff     string `json:"diff,omitempty"`
 }
 
-func rulesPush(ctx context.Context, store *rulebook.Store, paths []string, dryRun bool, cfg detect.Config, o *out) error {
+func rulesPush(ctx context.Context, store *rulebook.Store, paths []string, dryRun, requireTests bool, cfg detect.Config, o *out) error {
 	rules, checks, err := loadLocal(paths, cfg)
 	if err != nil {
 		return err
@@ -387,7 +393,11 @@ func rulesPush(ctx context.Context, store *rulebook.Store, paths []string, dryRu
 	if err != nil {
 		return err
 	}
-	if bad := countBad(checks); bad > 0 || rep.Failed > 0 {
+	untested := 0
+	if requireTests {
+		untested = len(rep.Untested)
+	}
+	if bad := countBad(checks); bad > 0 || rep.Failed > 0 || untested > 0 {
 		var names []string
 		for _, c := range checks {
 			if !c.OK {
@@ -398,6 +408,9 @@ func rulesPush(ctx context.Context, store *rulebook.Store, paths []string, dryRu
 			if !c.Pass {
 				names = append(names, fmt.Sprintf("rule %s case %q: want %s, got %s%s", c.RuleID, c.Case, matchWord(c.Want), matchWord(c.Got), errSuffix(c.Error)))
 			}
+		}
+		if untested > 0 {
+			names = append(names, "rules without tests (--require-tests): "+strings.Join(rep.Untested, ", "))
 		}
 		_ = o.emit(map[string]any{"refused": true, "checks": nonNil(checks), "tests": rep},
 			renderChecks(checks)+renderCases(rep))

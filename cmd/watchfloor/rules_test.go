@@ -223,3 +223,16 @@ func TestParseWhen(t *testing.T) {
 		}
 	}
 }
+
+func TestRulesRequireTests(t *testing.T) {
+	env := map[string]string{"WATCHFLOOR_NATS_URL": startNATS(t)}
+	dir := t.TempDir()
+	writeRule(t, dir, "cli", cliRule, "")
+	if out, err := rulesCLI(t, env, "test", dir); err != nil || !strings.Contains(out, "NOTEST  cli-rule") {
+		t.Errorf("test without sidecar: %v\n%s", err, out)
+	}
+	_, err := rulesCLI(t, env, "push", dir, "--require-tests")
+	if err == nil || !strings.Contains(err.Error(), "rules without tests (--require-tests): cli-rule") {
+		t.Errorf("push --require-tests of an untested rule: error = %v", err)
+	}
+}
