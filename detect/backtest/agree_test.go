@@ -207,3 +207,5 @@ func sampleEvents(t *testing.T, now time.Time) []schemas.Event {
 	}
 	return out
 }
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
