@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/watchfloor/watchfloor/detect/rulebook"
+	"github.com/watchfloor/watchfloor/ingest"
 )
 
 // asyncErrs records the server's asynchronous errors (permission
@@ -110,6 +111,20 @@ func TestPermissionsOnlyEngineerWritesRules(t *testing.T) {
 		t.Error("sensor publish to $KV.soc_rules.r1: error = nil")
 	}
 	waitFor(t, func() bool { return senErrs.has("Permissions Violation for Publish to \"$KV.soc_rules.r1\"") })
+
+	// What the roles are for still works: the pipeline sets up the streams,
+	// the sensor publishes its own agency's telemetry, not another's.
+	if err := ingest.EnsureStreams(ctx, pipeJS, ingest.DefaultStreamConfig()); err != nil {
+		t.Fatalf("pipeline EnsureStreams: %v", err)
+	}
+	if _, err := senJS.Publish(ctx, ingest.RawSubject("agency-a", "zeek_dns"), []byte("{}\n")); err != nil {
+		t.Errorf("sensor publish to its own subject: %v", err)
+	}
+	short3, cancel3 := context.WithTimeout(ctx, time.Second)
+	defer cancel3()
+	if _, err := senJS.Publish(short3, ingest.RawSubject("agency-b", "zeek_dns"), []byte("{}\n")); err == nil {
+		t.Error("sensor of agency-a published to agency-b's subject")
+	}
 
 	if e, err := eng.Get(ctx, "r1"); err != nil || e.Revision != rev || e.Title != "t" {
 		t.Errorf("after refused writes Get = %+v, %v; want revision %d unchanged", e, err, rev)
