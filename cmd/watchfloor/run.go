@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/sourcegraph/conc"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -194,6 +195,16 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		defer srv.Close()
 	}
+	// Retention: servers without TTL (18.16) rely on this job to drop
+	// partitions past their table's retention; on the others it is a no-op
+	// safety net. It stops with the pipeline.
+	retCtx, stopRetention := context.WithCancel(ctx)
+	var bg conc.WaitGroup
+	bg.Go(func() { _ = s.RunRetention(retCtx, time.Hour, time.Now) })
+	defer func() {
+		stopRetention()
+		bg.Wait()
+	}()
 	err = p.Run(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
