@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/watchfloor/watchfloor/schemas"
@@ -18,6 +17,10 @@ type Config struct {
 	// Mapping ties Sigma fields and logsources to the common schema.
 	// Nil means DefaultMapping().
 	Mapping *Mapping
+	// Placeholders gives the values of `expand` placeholders (%Name% →
+	// values). A rule naming an undefined placeholder is rejected with a
+	// *PlaceholderError, as the specification requires.
+	Placeholders map[string][]string
 }
 
 // DefaultConfig returns a Config using the embedded mapping.
@@ -25,6 +28,14 @@ func DefaultConfig() Config { return Config{Mapping: DefaultMapping()} }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
+	for k, v := range c.Placeholders {
+		if k == "" || strings.ContainsAny(k, "% ") {
+			return fmt.Errorf("detect.placeholders: name %q must be non-empty without spaces or %%", k)
+		}
+		if len(v) == 0 {
+			return fmt.Errorf("detect.placeholders.%s: needs at least one value", k)
+		}
+	}
 	if c.Mapping == nil {
 		return nil
 	}
@@ -139,6 +150,7 @@ func Compile(rules []*Rule, cfg Config) (*RuleSet, error) {
 		m = DefaultMapping()
 	}
 	c := newCompiler(m)
+	c.placeholders = cfg.Placeholders
 	rs := &RuleSet{}
 	var errs []error
 	seen := make(map[string]string, len(rules))
@@ -149,19 +161,21 @@ func Compile(rules []*Rule, cfg Config) (*RuleSet, error) {
 			continue
 		}
 		seen[r.ID] = r.Source
+		sels, overrides := m.selectorsFor(r.Logsource)
+		c.overrides = overrides
 		cr, err := c.compileRule(r)
 		if err != nil {
 			errs = append(errs, &RuleError{Source: r.Source, RuleID: r.ID, Err: err})
 			continue
 		}
 		rs.rules = append(rs.rules, cr)
-		sels := m.selectorsFor(r.Logsource)
 		if len(sels) == 0 {
 			rs.unrouted = append(rs.unrouted, r.ID)
 			continue
 		}
 		keys := make([]string, len(sels))
 		for i := range sels {
+			sels[i].prepare()
 			keys[i] = sels[i].key()
 		}
 		sort.Strings(keys)
@@ -189,21 +203,42 @@ func orUnnamed(s string) string {
 
 // compiler holds what is resolved once per Compile call.
 type compiler struct {
-	fields   map[string]*attribute
-	keywords []*attribute
+	fields       map[string]string
+	keywords     []*attribute
+	placeholders map[string][]string
+	overrides    []map[string]string // per-logsource field mappings of the rule being compiled
 }
 
 func newCompiler(m *Mapping) *compiler {
-	c := &compiler{fields: make(map[string]*attribute, len(m.Fields))}
-	for f, a := range m.Fields {
-		attr, _ := lookupAttribute(a) // validated
-		c.fields[f] = attr
-	}
+	c := &compiler{fields: m.Fields}
 	for _, a := range m.Keywords {
 		attr, _ := lookupAttribute(a)
 		c.keywords = append(c.keywords, attr)
 	}
 	return c
+}
+
+// resolve maps a Sigma field name to its source: the rule's logsource
+// overrides first, then the global fields, then the unmapped attribute of
+// that name.
+func (c *compiler) resolve(field string) source {
+	target, ok := "", false
+	for _, o := range c.overrides {
+		if target, ok = o[field]; ok {
+			break
+		}
+	}
+	if !ok {
+		target, ok = c.fields[field]
+	}
+	if !ok {
+		return source{unmapped: field}
+	}
+	if k, isUnmapped := strings.CutPrefix(target, unmappedPrefix); isUnmapped {
+		return source{unmapped: k}
+	}
+	attr, _ := lookupAttribute(target) // validated
+	return source{attr: attr, unmapped: field}
 }
 
 func (c *compiler) compileRule(r *Rule) (*compiledRule, error) {
@@ -342,173 +377,6 @@ func (c *compiler) compileSearch(s *Search) (matcher, error) {
 		return alts[0], nil
 	}
 	return alts, nil
-}
-
-// modifiers is the parsed modifier chain of one field item.
-type modifiers struct {
-	position string // "", contains, startswith, endswith
-	all      bool
-	re       bool
-	reFlags  string
-	cased    bool
-	windash  bool
-	cidr     bool
-	exists   bool
-}
-
-// unsupportedModifiers are valid Sigma modifiers not implemented yet.
-var unsupportedModifiers = []string{
-	"base64", "base64offset", "utf16le", "utf16be", "utf16", "wide",
-	"lt", "lte", "gt", "gte", "neq", "fieldref", "expand",
-	"minute", "hour", "day", "week", "month", "year",
-}
-
-func parseModifiers(mods []string) (modifiers, error) {
-	var m modifiers
-	for _, mod := range mods {
-		switch mod {
-		case "contains", "startswith", "endswith":
-			if m.position != "" {
-				return m, fmt.Errorf("modifier %q cannot follow %q", mod, m.position)
-			}
-			m.position = mod
-		case "all":
-			m.all = true
-		case "re":
-			m.re = true
-		case "i", "ignorecase", "m", "multiline", "s", "dotall":
-			if !m.re {
-				return m, fmt.Errorf("regular expression flag modifier %q needs a preceding \"re\"", mod)
-			}
-			m.reFlags += mod[:1]
-		case "cased":
-			m.cased = true
-		case "windash":
-			m.windash = true
-		case "cidr":
-			m.cidr = true
-		case "exists":
-			m.exists = true
-		default:
-			if oneOf(mod, unsupportedModifiers) {
-				return m, unsupported("modifier " + mod)
-			}
-			return m, fmt.Errorf("unknown modifier %q", mod)
-		}
-	}
-	switch {
-	case m.exists && (m.position != "" || m.re || m.cidr || m.windash || m.cased || m.all):
-		return m, errors.New("modifier \"exists\" cannot be combined with other modifiers")
-	case m.re && (m.position != "" || m.cidr || m.windash):
-		return m, errors.New("modifier \"re\" cannot be combined with contains, startswith, endswith, cidr or windash")
-	case m.cidr && (m.position != "" || m.windash):
-		return m, errors.New("modifier \"cidr\" cannot be combined with contains, startswith, endswith or windash")
-	}
-	return m, nil
-}
-
-func (c *compiler) compileItem(it *FieldItem) (matcher, error) {
-	name := it.Field
-	if name == "" {
-		name = "keywords"
-	}
-	fail := func(err error) (matcher, error) {
-		return nil, fmt.Errorf("line %d: field %q: %w", it.Line, name, err)
-	}
-	mods, err := parseModifiers(it.Modifiers)
-	if err != nil {
-		return fail(err)
-	}
-	fm := &fieldMatcher{all: mods.all}
-	switch {
-	case it.Field == "":
-		fm.src = source{keywords: c.keywords}
-		if mods.position == "" && !mods.re && !mods.cidr {
-			mods.position = "contains" // keyword searches match anywhere in the text
-		}
-	default:
-		if a, ok := c.fields[it.Field]; ok {
-			fm.src = source{attr: a}
-		} else {
-			fm.src = source{unmapped: it.Field}
-		}
-	}
-	if mods.exists {
-		if len(it.Values) != 1 || it.Values[0].Null || (it.Values[0].Text != "true" && it.Values[0].Text != "false") {
-			return fail(errors.New("\"exists\" takes a single true or false"))
-		}
-		fm.exists = 1
-		if it.Values[0].Text == "false" {
-			fm.exists = -1
-		}
-		return fm, nil
-	}
-	if mods.all && len(it.Values) < 2 {
-		return fail(errors.New("modifier \"all\" needs a list of at least two values"))
-	}
-	intAttr := fm.src.attr != nil && fm.src.attr.kind == kindInt
-	plain := mods.position == "" && !mods.re && !mods.cidr && !mods.windash
-	for _, v := range it.Values {
-		if v.Null {
-			if mods.all {
-				return fail(errors.New("null cannot be used with \"all\""))
-			}
-			fm.nullOK = true
-			continue
-		}
-		if intAttr && plain {
-			if n, err := strconv.ParseInt(v.Text, 10, 64); err == nil {
-				fm.ints = append(fm.ints, n)
-				continue
-			}
-		}
-		var sm stringMatcher
-		switch {
-		case mods.re:
-			flags := ""
-			if mods.reFlags != "" {
-				flags = "(?" + mods.reFlags + ")"
-			}
-			re, err := regexp.Compile(flags + v.Text)
-			if err != nil {
-				return fail(unsupported(fmt.Sprintf("regular expression syntax (%v)", reason(err))))
-			}
-			sm = regexMatcher{re}
-		case mods.cidr:
-			p, err := netip.ParsePrefix(v.Text)
-			if err != nil {
-				return fail(fmt.Errorf("cidr value %q: %w", v.Text, err))
-			}
-			sm = cidrMatcher{p.Masked()}
-		default:
-			toks := parseGlob(v.Text, mods.windash)
-			star := []ptok{{kind: tokStar}}
-			switch mods.position {
-			case "contains":
-				toks = append(append(star, toks...), star...)
-			case "startswith":
-				toks = append(toks, star...)
-			case "endswith":
-				toks = append(star, toks...)
-			}
-			sm = newGlobMatcher(collapseStars(toks), !mods.cased)
-		}
-		if _, isAny := sm.(anyMatcher); !isAny && sm.matchString("") {
-			fm.emptyOK = true
-		}
-		fm.values = append(fm.values, sm)
-	}
-	if !fm.all {
-		fm.values = mergeAffixes(mergeContains(fm.values))
-	}
-	if fm.all && fm.ints != nil {
-		// Keep "all" simple: every value goes through the string path.
-		for _, n := range fm.ints {
-			fm.values = append(fm.values, exactMatcher{lit: strconv.FormatInt(n, 10)})
-		}
-		fm.ints = nil
-	}
-	return fm, nil
 }
 
 // reason shortens a regexp error to its code and the offending text.
