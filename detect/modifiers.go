@@ -365,14 +365,19 @@ func (c *compiler) expand(s string) ([]string, error) {
 
 // globLiteral returns the literal text of a Sigma string without wildcards,
 // resolving escapes; ok is false when it holds a wildcard.
+// It works on bytes, so encoded (non-UTF-8) text survives.
 func globLiteral(s string) (string, bool) {
-	toks := parseGlob(s, false)
 	var b strings.Builder
-	for _, t := range toks {
-		if t.kind != tokLit {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && i+1 < len(s) && (s[i+1] == '*' || s[i+1] == '?' || s[i+1] == '\\'):
+			b.WriteByte(s[i+1])
+			i++
+		case c == '*' || c == '?':
 			return "", false
+		default:
+			b.WriteByte(c)
 		}
-		b.WriteRune(t.r)
 	}
 	return b.String(), true
 }
