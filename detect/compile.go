@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"regexp"
 	"regexp/syntax"
-	"sort"
 	"strings"
 
 	"github.com/watchfloor/watchfloor/schemas"
@@ -70,137 +69,6 @@ func (e *RuleError) Error() string {
 
 func (e *RuleError) Unwrap() error { return e.Err }
 
-// RuleSet is a compiled, immutable set of rules. It is safe for concurrent
-// use by any number of goroutines.
-type RuleSet struct {
-	rules    []*compiledRule
-	groups   []ruleGroup
-	unrouted []string
-}
-
-// ruleGroup is the rules that share one event selection: an event is
-// checked against the selection once and meets only those rules.
-type ruleGroup struct {
-	key   string
-	sels  []EventSelector // ORed
-	rules []*compiledRule
-}
-
-type compiledRule struct {
-	id, title, level string
-	severity         uint8
-	tags             []string
-	cond             matcher
-}
-
-// Len returns the number of compiled rules.
-func (rs *RuleSet) Len() int { return len(rs.rules) }
-
-// Unrouted returns the ids of compiled rules whose logsource the mapping
-// does not route to any events; they never match until it does.
-func (rs *RuleSet) Unrouted() []string { return rs.unrouted }
-
-// Eval appends to out a finding for every rule that matches ev and returns
-// the extended slice. It does no I/O, does not retain ev, and allocates
-// nothing when no rule matches. Findings' Tags slices are shared with the
-// rule set and must not be modified.
-func (rs *RuleSet) Eval(ev *schemas.Event, out []schemas.Finding) []schemas.Finding {
-	for gi := range rs.groups {
-		g := &rs.groups[gi]
-		if !g.selects(ev) {
-			continue
-		}
-		for _, r := range g.rules {
-			if r.cond.match(ev) {
-				out = append(out, schemas.Finding{
-					ID:         schemas.FindingID(ev.ID, r.id),
-					EventID:    ev.ID,
-					Agency:     ev.Agency,
-					Time:       ev.Time,
-					RuleID:     r.id,
-					RuleTitle:  r.title,
-					RuleLevel:  r.level,
-					SeverityID: r.severity,
-					EventClass: ev.ClassUID,
-					Tags:       r.tags,
-				})
-			}
-		}
-	}
-	return out
-}
-
-func (g *ruleGroup) selects(ev *schemas.Event) bool {
-	for i := range g.sels {
-		if g.sels[i].match(ev) {
-			return true
-		}
-	}
-	return false
-}
-
-// Compile validates and compiles rules. Every problem of every rule is
-// reported (errors.Join of *RuleError); one bad rule fails the whole set.
-func Compile(rules []*Rule, cfg Config) (*RuleSet, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	m := cfg.Mapping
-	if m == nil {
-		m = DefaultMapping()
-	}
-	c := newCompiler(m)
-	c.placeholders = cfg.Placeholders
-	rs := &RuleSet{}
-	var errs []error
-	seen := make(map[string]string, len(rules))
-	groups := map[string]int{}
-	for _, r := range rules {
-		if prev, dup := seen[r.ID]; dup && r.ID != "" {
-			errs = append(errs, &RuleError{Source: r.Source, RuleID: r.ID, Err: fmt.Errorf("duplicate rule id (also in %s)", orUnnamed(prev))})
-			continue
-		}
-		seen[r.ID] = r.Source
-		sels, overrides := m.selectorsFor(r.Logsource)
-		c.overrides = overrides
-		cr, err := c.compileRule(r)
-		if err != nil {
-			errs = append(errs, &RuleError{Source: r.Source, RuleID: r.ID, Err: err})
-			continue
-		}
-		rs.rules = append(rs.rules, cr)
-		if len(sels) == 0 {
-			rs.unrouted = append(rs.unrouted, r.ID)
-			continue
-		}
-		keys := make([]string, len(sels))
-		for i := range sels {
-			sels[i].prepare()
-			keys[i] = sels[i].key()
-		}
-		sort.Strings(keys)
-		key := strings.Join(keys, " | ")
-		gi, ok := groups[key]
-		if !ok {
-			gi = len(rs.groups)
-			groups[key] = gi
-			rs.groups = append(rs.groups, ruleGroup{key: key, sels: sels})
-		}
-		rs.groups[gi].rules = append(rs.groups[gi].rules, cr)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return rs, nil
-}
-
-func orUnnamed(s string) string {
-	if s == "" {
-		return "another rule"
-	}
-	return s
-}
-
 // compiler holds what is resolved once per Compile call.
 type compiler struct {
 	fields       map[string]string
@@ -245,10 +113,28 @@ func (c *compiler) compileRule(r *Rule) (*compiledRule, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
+	cond, err := c.compileDetection(&r.Detection)
+	if err != nil {
+		return nil, err
+	}
+	return &compiledRule{
+		id: r.ID, name: r.Name, title: r.Title, level: r.Level, source: r.Source,
+		severity:   schemas.SeverityForLevel(r.Level),
+		tags:       r.Tags,
+		techniques: techniques(r.Tags),
+		cond:       cond,
+		emit:       true,
+		overrides:  c.overrides,
+	}, nil
+}
+
+// compileDetection compiles the searches and the condition(s) of a
+// detection (several conditions are ORed).
+func (c *compiler) compileDetection(det *Detection) (matcher, error) {
 	var errs []error
-	searches := make(map[string]matcher, len(r.Detection.Searches))
-	names := make([]string, 0, len(r.Detection.Searches))
-	for _, s := range r.Detection.Searches {
+	searches := make(map[string]matcher, len(det.Searches))
+	names := make([]string, 0, len(det.Searches))
+	for _, s := range det.Searches {
 		sm, err := c.compileSearch(&s)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("detection.%s: %w", s.Name, err))
@@ -261,7 +147,7 @@ func (c *compiler) compileRule(r *Rule) (*compiledRule, error) {
 		return nil, errors.Join(errs...)
 	}
 	var conds []matcher
-	for _, src := range r.Detection.Conditions {
+	for _, src := range det.Conditions {
 		ast, err := ParseCondition(src)
 		if err != nil {
 			errs = append(errs, err)
@@ -277,16 +163,24 @@ func (c *compiler) compileRule(r *Rule) (*compiledRule, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	var cond matcher = orM(conds)
 	if len(conds) == 1 {
-		cond = conds[0]
+		return conds[0], nil
 	}
-	return &compiledRule{
-		id: r.ID, title: r.Title, level: r.Level,
-		severity: schemas.SeverityForLevel(r.Level),
-		tags:     r.Tags,
-		cond:     cond,
-	}, nil
+	return orM(conds), nil
+}
+
+// techniques returns the ATT&CK technique ids of attack.tNNNN[.NNN] tags,
+// upper-cased (T1059.001).
+func techniques(tags []string) []string {
+	var out []string
+	for _, t := range tags {
+		id, ok := strings.CutPrefix(strings.ToLower(t), "attack.t")
+		if !ok || id == "" || id[0] < '0' || id[0] > '9' {
+			continue
+		}
+		out = append(out, "T"+id)
+	}
+	return out
 }
 
 // compileCond turns a condition AST into matchers over the compiled searches.

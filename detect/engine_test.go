@@ -228,6 +228,8 @@ func TestEvalFinding(t *testing.T) {
 		SeverityID: schemas.SeverityHigh,
 		EventClass: schemas.ClassDNS,
 		Tags:       []string{"attack.t0000"},
+		Techniques: []string{"T0000"},
+		Matched:    []string{"query"},
 	}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Eval() mismatch (-want +got):\n%s", diff)

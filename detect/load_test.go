@@ -79,7 +79,10 @@ func TestParseRuleErrors(t *testing.T) {
 		{"no condition", "title: t\nid: r1\nlevel: low\ndetection:\n  sel: {query: x}\n", []string{"detection.condition is required"}},
 		{"nested value", "title: t\nid: r1\nlevel: low\ndetection:\n  sel: {query: {a: b}}\n  condition: sel\n",
 			[]string{"detection.sel", "value must be a scalar or a list"}},
-		{"correlation", "title: t\nid: r1\ncorrelation: {type: event_count}\n", []string{"correlation rules not supported yet"}},
+		{"correlation", "title: t\nid: r1\ncorrelation: {type: event_count}\n", []string{"correlation.rules must name at least one rule", "correlation.timespan is required"}},
+		{"correlation metric type", "title: t\nid: r1\nlevel: low\ncorrelation: {type: value_sum, rules: [a], timespan: 5m}\n", []string{"correlation type value_sum not supported yet"}},
+		{"correlation timespan", "title: t\nid: r1\nlevel: low\ncorrelation: {type: event_count, rules: [a], timespan: 5y, condition: {gte: 2}}\n", []string{`timespan "5y"`}},
+		{"filter without rules", "title: t\nid: f1\nlogsource: {category: dns}\nfilter: {sel: {query: x}, condition: sel}\n", []string{"filter.rules must name at least one rule"}},
 		{"two documents", "title: t\n---\ntitle: u\n", []string{"more than one YAML document"}},
 		{"empty", "", []string{"empty document"}},
 	}

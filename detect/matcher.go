@@ -179,6 +179,7 @@ func matchIntValue(m stringMatcher, n int64) bool {
 
 // fieldrefMatcher compares two fields of the same event (fieldref).
 type fieldrefMatcher struct {
+	field      string
 	src, other source
 	position   string
 	fold, neq  bool

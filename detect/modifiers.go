@@ -585,7 +585,7 @@ func (c *compiler) compileFieldref(it *FieldItem, fm *fieldMatcher, mods *modifi
 		if v.Null || v.Text == "" {
 			return fail(errors.New("\"fieldref\" values name fields; null and empty are not allowed"))
 		}
-		refs = append(refs, &fieldrefMatcher{src: fm.src, other: c.resolve(v.Text), position: mods.position, fold: !mods.cased, neq: mods.neq})
+		refs = append(refs, &fieldrefMatcher{field: it.Field, src: fm.src, other: c.resolve(v.Text), position: mods.position, fold: !mods.cased, neq: mods.neq})
 	}
 	if len(refs) == 1 {
 		return refs[0], nil

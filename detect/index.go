@@ -1,0 +1,502 @@
+package detect
+
+import (
+	"slices"
+	"unicode/utf8"
+
+	"github.com/watchfloor/watchfloor/schemas"
+)
+
+// This file is the literal prefilter that keeps the cost per event from
+// growing with the number of rules.
+//
+// At compile time every rule's condition is reduced to a necessary
+// condition: a set of (field, literal) atoms such that, if the rule matches
+// an event, at least one atom's literal occurs (ASCII case-folded) in that
+// field's value. AND keeps its most selective child's atoms, OR the union of
+// its children's; NOT, null, exists, regular expressions, CIDR, numbers and
+// fieldref give no atoms, and a rule whose condition reduces to nothing is
+// evaluated for every event of its group. All atoms of a group that read the
+// same field go into one Aho-Corasick automaton, so each field value of an
+// event is scanned once for all rules; only the rules whose atoms occur are
+// then evaluated in full. The prefilter only ever over-approximates: the full
+// evaluation decides.
+
+// maxAtom is the longest literal kept per atom: a window of a longer literal
+// is just as necessary and keeps the automaton small.
+const maxAtom = 8
+
+// minIndexedGroup is the rule count from which a group is prefiltered.
+const minIndexedGroup = 8
+
+type atom struct {
+	src source
+	lit string // ASCII, lower-cased, 1..maxAtom bytes
+}
+
+// atomsOf returns the necessary atoms of m, or ok false when m can match
+// without any literal occurring.
+func atomsOf(m matcher) ([]atom, bool) {
+	switch m := m.(type) {
+	case andM:
+		var best []atom
+		found := false
+		for _, c := range m {
+			as, ok := atomsOf(c)
+			if ok && (!found || betterAtoms(as, best)) {
+				best, found = as, true
+			}
+		}
+		return best, found
+	case orM:
+		var all []atom
+		for _, c := range m {
+			as, ok := atomsOf(c)
+			if !ok {
+				return nil, false
+			}
+			all = append(all, as...)
+		}
+		return all, len(all) > 0
+	case *fieldMatcher:
+		return m.atoms()
+	}
+	return nil, false
+}
+
+// betterAtoms reports whether a is more selective than b: a longer
+// shortest literal, then fewer atoms.
+func betterAtoms(a, b []atom) bool {
+	sa, sb := atomScore(a), atomScore(b)
+	if sa != sb {
+		return sa > sb
+	}
+	return len(a) < len(b)
+}
+
+func atomScore(as []atom) int {
+	s := maxAtom + 1
+	for _, a := range as {
+		s = min(s, len(a.lit))
+	}
+	return s
+}
+
+func (f *fieldMatcher) atoms() ([]atom, bool) {
+	if f.exists != 0 || f.nullOK || f.emptyOK || len(f.ints) > 0 || len(f.values) == 0 {
+		return nil, false
+	}
+	if f.src.attr != nil && f.src.attr.kind == kindInt {
+		return nil, false
+	}
+	mk := func(lits []string) []atom {
+		out := make([]atom, len(lits))
+		for i, l := range lits {
+			out[i] = atom{src: f.src, lit: l}
+		}
+		return out
+	}
+	if f.all {
+		// Every value must match: any one value's literals are necessary.
+		var best []atom
+		found := false
+		for _, v := range f.values {
+			lits, ok := literalsOf(v)
+			if as := mk(lits); ok && (!found || betterAtoms(as, best)) {
+				best, found = as, true
+			}
+		}
+		return best, found
+	}
+	var all []atom
+	for _, v := range f.values {
+		lits, ok := literalsOf(v)
+		if !ok {
+			return nil, false
+		}
+		all = append(all, mk(lits)...)
+	}
+	return all, true
+}
+
+// literalsOf returns atom literals of which one must occur in any string sm
+// matches.
+func literalsOf(sm stringMatcher) ([]string, bool) {
+	one := func(s string) ([]string, bool) {
+		a := atomLiteral(s)
+		return []string{a}, a != ""
+	}
+	switch m := sm.(type) {
+	case exactMatcher:
+		return one(m.lit)
+	case prefixMatcher:
+		return one(m.lit)
+	case suffixMatcher:
+		return one(m.lit)
+	case containsMatcher:
+		return one(m.lit)
+	case segmentsMatcher:
+		best := ""
+		for _, s := range m.segs {
+			if a := atomLiteral(s); len(a) > len(best) {
+				best = a
+			}
+		}
+		return []string{best}, best != ""
+	case *globMatcher:
+		best, cur := "", []rune(nil)
+		flush := func() {
+			if a := atomLiteral(string(cur)); len(a) > len(best) {
+				best = a
+			}
+			cur = cur[:0]
+		}
+		for _, t := range m.toks {
+			if t.kind == tokLit {
+				cur = append(cur, t.r)
+				continue
+			}
+			flush()
+		}
+		flush()
+		return []string{best}, best != ""
+	case orString:
+		var all []string
+		for _, s := range m {
+			lits, ok := literalsOf(s)
+			if !ok {
+				return nil, false
+			}
+			all = append(all, lits...)
+		}
+		return all, true
+	case *multiContains:
+		return literalsOfAll(m.slow)
+	case *multiAffix:
+		return literalsOfAll(m.slow)
+	}
+	return nil, false
+}
+
+func literalsOfAll(ms []stringMatcher) ([]string, bool) {
+	var all []string
+	for _, s := range ms {
+		lits, ok := literalsOf(s)
+		if !ok {
+			return nil, false
+		}
+		all = append(all, lits...)
+	}
+	return all, true
+}
+
+// commonBytes are frequent in event text; atoms avoid them when they can.
+var commonBytes = func() (t [256]bool) {
+	for _, b := range []byte(" \\/.-_:=\"'0123456789eaiosnrtlcdx") {
+		t[b] = true
+	}
+	return t
+}()
+
+// atomLiteral picks the atom for a literal: its longest ASCII run, lower
+// cased, and of that the window of at most maxAtom bytes with the most
+// uncommon bytes. "" when the literal has no ASCII byte.
+func atomLiteral(s string) string {
+	bs, be := 0, 0
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] < utf8.RuneSelf {
+			j++
+		}
+		if j-i > be-bs {
+			bs, be = i, j
+		}
+		for j < len(s) && s[j] >= utf8.RuneSelf {
+			j++
+		}
+		i = j
+	}
+	run := s[bs:be]
+	if len(run) > maxAtom {
+		best, bestScore := 0, -1
+		for i := 0; i+maxAtom <= len(run); i++ {
+			score := 0
+			for k := i; k < i+maxAtom; k++ {
+				if !commonBytes[lowerASCII(run[k])] {
+					score++
+				}
+			}
+			if score > bestScore {
+				best, bestScore = i, score
+			}
+		}
+		run = run[best : best+maxAtom]
+	}
+	b := []byte(run)
+	for i := range b {
+		b[i] = lowerASCII(b[i])
+	}
+	return string(b)
+}
+
+// groupIndex is the prefilter of one rule group.
+type groupIndex struct {
+	fields []fieldIndex
+	always []int32 // rules (positions in the group) evaluated for every event
+}
+
+type fieldIndex struct {
+	src       source
+	ac        *acMachine
+	atomRules [][]int32 // pattern → rules (positions in the group)
+}
+
+func buildGroupIndex(rules []*compiledRule) *groupIndex {
+	gi := &groupIndex{}
+	type fieldLits struct {
+		src   source
+		ids   map[string]int32
+		lits  []string
+		rules [][]int32
+	}
+	byKey := map[string]*fieldLits{}
+	var order []string
+	for pos, r := range rules {
+		as, ok := atomsOf(r.cond)
+		if !ok {
+			gi.always = append(gi.always, int32(pos))
+			continue
+		}
+		for _, a := range as {
+			k := a.src.key()
+			fl, ok := byKey[k]
+			if !ok {
+				fl = &fieldLits{src: a.src, ids: map[string]int32{}}
+				byKey[k] = fl
+				order = append(order, k)
+			}
+			id, ok := fl.ids[a.lit]
+			if !ok {
+				id = int32(len(fl.lits))
+				fl.ids[a.lit] = id
+				fl.lits = append(fl.lits, a.lit)
+				fl.rules = append(fl.rules, nil)
+			}
+			if rs := fl.rules[id]; len(rs) == 0 || rs[len(rs)-1] != int32(pos) {
+				fl.rules[id] = append(rs, int32(pos))
+			}
+		}
+	}
+	for _, k := range order {
+		fl := byKey[k]
+		gi.fields = append(gi.fields, fieldIndex{src: fl.src, ac: newACMachine(fl.lits), atomRules: fl.rules})
+	}
+	return gi
+}
+
+func (gi *groupIndex) maxPatterns() int {
+	n := 0
+	for i := range gi.fields {
+		n = max(n, len(gi.fields[i].atomRules))
+	}
+	return n
+}
+
+// scratch is per-call state of Eval, pooled by the RuleSet.
+type scratch struct {
+	rmark  []uint32 // rule position → epoch it became a candidate
+	pmark  []uint32 // pattern → epoch it was seen
+	repoch uint32
+	pepoch uint32
+	cand   []int32
+	hits   []int32
+}
+
+func (s *scratch) nextR() uint32 {
+	if s.repoch++; s.repoch == 0 {
+		clear(s.rmark)
+		s.repoch = 1
+	}
+	return s.repoch
+}
+
+func (s *scratch) nextP() uint32 {
+	if s.pepoch++; s.pepoch == 0 {
+		clear(s.pmark)
+		s.pepoch = 1
+	}
+	return s.pepoch
+}
+
+// candidates returns, in rule order, the positions of the group's rules
+// whose necessary literals occur in ev.
+func (gi *groupIndex) candidates(ev *schemas.Event, s *scratch) []int32 {
+	s.cand = s.cand[:0]
+	re := s.nextR()
+	for i := range gi.fields {
+		f := &gi.fields[i]
+		pe := s.nextP()
+		src := &f.src
+		if src.keywords != nil {
+			for _, a := range src.keywords {
+				switch a.kind {
+				case kindString:
+					f.scan(a.str(ev), s, re, pe)
+				case kindStrings:
+					for _, v := range a.strs(ev) {
+						f.scan(v, s, re, pe)
+					}
+				}
+			}
+			continue
+		}
+		if a := src.attr; a != nil {
+			switch a.kind {
+			case kindString:
+				if v := a.str(ev); v != "" {
+					f.scan(v, s, re, pe)
+					continue
+				}
+			case kindStrings:
+				if vs := a.strs(ev); hasValue(vs) {
+					for _, v := range vs {
+						f.scan(v, s, re, pe)
+					}
+					continue
+				}
+			}
+		}
+		if src.unmapped != "" {
+			if v, ok := ev.UnmappedValue(src.unmapped); ok {
+				f.scan(v, s, re, pe)
+			}
+		}
+	}
+	for _, r := range gi.always {
+		if s.rmark[r] != re {
+			s.rmark[r] = re
+			s.cand = append(s.cand, r)
+		}
+	}
+	slices.Sort(s.cand)
+	return s.cand
+}
+
+func (f *fieldIndex) scan(v string, s *scratch, re, pe uint32) {
+	if v == "" {
+		return
+	}
+	m := f.ac
+	st := int32(0)
+	for i := 0; i < len(v); {
+		b := v[i]
+		var c uint8
+		if b < utf8.RuneSelf {
+			c = m.classes[b]
+			i++
+		} else {
+			// The two non-ASCII runes that fold to ASCII letters.
+			r, size := utf8.DecodeRuneInString(v[i:])
+			switch r {
+			case '\u212A':
+				c = m.classes['k']
+			case '\u017F':
+				c = m.classes['s']
+			}
+			i += size
+		}
+		st = m.delta[int(st)*m.nclass+int(c)]
+		for _, p := range m.out[m.outStart[st]:m.outStart[st+1]] {
+			if s.pmark[p] == pe {
+				continue
+			}
+			s.pmark[p] = pe
+			for _, r := range f.atomRules[p] {
+				if s.rmark[r] != re {
+					s.rmark[r] = re
+					s.cand = append(s.cand, r)
+				}
+			}
+		}
+	}
+}
+
+// acMachine is an Aho-Corasick automaton over ASCII-folded bytes that
+// reports every pattern occurring in the input.
+type acMachine struct {
+	classes  [256]uint8
+	nclass   int
+	delta    []int32 // state*nclass + class → state
+	outStart []int32 // state → start of its patterns in out; len = states+1
+	out      []int32 // patterns ending at each state, including via suffixes
+}
+
+func newACMachine(lits []string) *acMachine {
+	m := &acMachine{nclass: 1}
+	for _, l := range lits {
+		for i := 0; i < len(l); i++ {
+			if b := l[i]; m.classes[b] == 0 {
+				m.classes[b] = uint8(m.nclass)
+				m.nclass++
+			}
+		}
+	}
+	for b := 'A'; b <= 'Z'; b++ {
+		m.classes[b] = m.classes[b+'a'-'A']
+	}
+	var own [][]int32
+	newState := func() int32 {
+		for c := 0; c < m.nclass; c++ {
+			m.delta = append(m.delta, -1)
+		}
+		own = append(own, nil)
+		return int32(len(own) - 1)
+	}
+	newState()
+	for id, l := range lits {
+		st := int32(0)
+		for i := 0; i < len(l); i++ {
+			c := int(m.classes[l[i]])
+			nx := m.delta[int(st)*m.nclass+c]
+			if nx < 0 {
+				nx = newState()
+				m.delta[int(st)*m.nclass+c] = nx
+			}
+			st = nx
+		}
+		own[st] = append(own[st], int32(id))
+	}
+	n := len(own)
+	fail := make([]int32, n)
+	outs := make([][]int32, n)
+	queue := make([]int32, 0, n)
+	for c := 0; c < m.nclass; c++ {
+		if nx := m.delta[c]; nx > 0 {
+			queue = append(queue, nx)
+		} else {
+			m.delta[c] = 0
+		}
+	}
+	outs[0] = own[0]
+	for len(queue) > 0 {
+		u := queue[0]
+		queue = queue[1:]
+		outs[u] = append(append([]int32(nil), own[u]...), outs[fail[u]]...)
+		for c := 0; c < m.nclass; c++ {
+			i := int(u)*m.nclass + c
+			if nx := m.delta[i]; nx >= 0 {
+				fail[nx] = m.delta[int(fail[u])*m.nclass+c]
+				queue = append(queue, nx)
+			} else {
+				m.delta[i] = m.delta[int(fail[u])*m.nclass+c]
+			}
+		}
+	}
+	m.outStart = make([]int32, n+1)
+	for st := 0; st < n; st++ {
+		m.outStart[st] = int32(len(m.out))
+		m.out = append(m.out, outs[st]...)
+	}
+	m.outStart[n] = int32(len(m.out))
+	return m
+}
