@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"regexp/syntax"
 	"slices"
 	"unicode/utf8"
 
@@ -34,97 +35,129 @@ type atom struct {
 	lit string // ASCII, lower-cased, 1..maxAtom bytes
 }
 
-// atomsOf returns the necessary atoms of m, or ok false when m can match
-// without any literal occurring.
-func atomsOf(m matcher) ([]atom, bool) {
+// A clause is an OR of atoms; a rule's prefilter is an AND of clauses (at
+// most maxClauses): the rule is a candidate when every clause has an atom
+// that occurs in the event.
+type clause []atom
+
+const maxClauses = 8
+
+// clausesOf returns the necessary clauses of m, or ok false when m can
+// match without any literal occurring.
+func clausesOf(m matcher) ([]clause, bool) {
 	switch m := m.(type) {
 	case andM:
-		var best []atom
-		found := false
+		var all []clause
 		for _, c := range m {
-			as, ok := atomsOf(c)
-			if ok && (!found || betterAtoms(as, best)) {
-				best, found = as, true
+			if cs, ok := clausesOf(c); ok {
+				all = append(all, cs...)
 			}
 		}
-		return best, found
+		return bestClauses(all), len(all) > 0
 	case orM:
-		var all []atom
+		var u clause
 		for _, c := range m {
-			as, ok := atomsOf(c)
+			cs, ok := clausesOf(c)
 			if !ok {
 				return nil, false
 			}
-			all = append(all, as...)
+			u = append(u, bestClause(cs)...)
 		}
-		return all, len(all) > 0
+		return []clause{u}, len(u) > 0
 	case *fieldMatcher:
-		return m.atoms()
+		return m.clauses()
 	}
 	return nil, false
 }
 
-// betterAtoms reports whether a is more selective than b: a longer
+// bestClauses keeps the maxClauses most selective clauses.
+func bestClauses(cs []clause) []clause {
+	if len(cs) <= maxClauses {
+		return cs
+	}
+	slices.SortStableFunc(cs, func(a, b clause) int {
+		switch {
+		case betterClause(a, b):
+			return -1
+		case betterClause(b, a):
+			return 1
+		}
+		return 0
+	})
+	return cs[:maxClauses]
+}
+
+func bestClause(cs []clause) clause {
+	best := cs[0]
+	for _, c := range cs[1:] {
+		if betterClause(c, best) {
+			best = c
+		}
+	}
+	return best
+}
+
+// betterClause reports whether a is more selective than b: a longer
 // shortest literal, then fewer atoms.
-func betterAtoms(a, b []atom) bool {
-	sa, sb := atomScore(a), atomScore(b)
+func betterClause(a, b clause) bool {
+	sa, sb := clauseScore(a), clauseScore(b)
 	if sa != sb {
 		return sa > sb
 	}
 	return len(a) < len(b)
 }
 
-func atomScore(as []atom) int {
+func clauseScore(c clause) int {
 	s := maxAtom + 1
-	for _, a := range as {
+	for _, a := range c {
 		s = min(s, len(a.lit))
 	}
 	return s
 }
 
-func (f *fieldMatcher) atoms() ([]atom, bool) {
+func (f *fieldMatcher) clauses() ([]clause, bool) {
 	if f.exists != 0 || f.nullOK || f.emptyOK || len(f.ints) > 0 || len(f.values) == 0 {
 		return nil, false
 	}
 	if f.src.attr != nil && f.src.attr.kind == kindInt {
 		return nil, false
 	}
-	mk := func(lits []string) []atom {
-		out := make([]atom, len(lits))
+	mk := func(lits [][]string) []clause {
+		out := make([]clause, len(lits))
 		for i, l := range lits {
-			out[i] = atom{src: f.src, lit: l}
+			for _, lit := range l {
+				out[i] = append(out[i], atom{src: f.src, lit: lit})
+			}
 		}
 		return out
 	}
 	if f.all {
-		// Every value must match: any one value's literals are necessary.
-		var best []atom
-		found := false
+		// Every value must match: every value's clauses are necessary.
+		var all []clause
 		for _, v := range f.values {
-			lits, ok := literalsOf(v)
-			if as := mk(lits); ok && (!found || betterAtoms(as, best)) {
-				best, found = as, true
+			if lits, ok := literalsOf(v); ok {
+				all = append(all, mk(lits)...)
 			}
 		}
-		return best, found
+		return bestClauses(all), len(all) > 0
 	}
-	var all []atom
+	var u clause
 	for _, v := range f.values {
 		lits, ok := literalsOf(v)
 		if !ok {
 			return nil, false
 		}
-		all = append(all, mk(lits)...)
+		u = append(u, bestClause(mk(lits))...)
 	}
-	return all, true
+	return []clause{u}, true
 }
 
-// literalsOf returns atom literals of which one must occur in any string sm
-// matches.
-func literalsOf(sm stringMatcher) ([]string, bool) {
-	one := func(s string) ([]string, bool) {
+// literalsOf returns the necessary literal clauses of a string matcher:
+// in any string sm matches, one literal of every clause occurs.
+func literalsOf(sm stringMatcher) ([][]string, bool) {
+	one := func(s string) ([][]string, bool) {
 		a := atomLiteral(s)
-		return []string{a}, a != ""
+		return [][]string{{a}}, a != ""
 	}
 	switch m := sm.(type) {
 	case exactMatcher:
@@ -136,18 +169,19 @@ func literalsOf(sm stringMatcher) ([]string, bool) {
 	case containsMatcher:
 		return one(m.lit)
 	case segmentsMatcher:
-		best := ""
+		var out [][]string
 		for _, s := range m.segs {
-			if a := atomLiteral(s); len(a) > len(best) {
-				best = a
+			if a := atomLiteral(s); a != "" {
+				out = append(out, []string{a})
 			}
 		}
-		return []string{best}, best != ""
+		return out, len(out) > 0
 	case *globMatcher:
-		best, cur := "", []rune(nil)
+		var out [][]string
+		var cur []rune
 		flush := func() {
-			if a := atomLiteral(string(cur)); len(a) > len(best) {
-				best = a
+			if a := atomLiteral(string(cur)); a != "" {
+				out = append(out, []string{a})
 			}
 			cur = cur[:0]
 		}
@@ -159,35 +193,88 @@ func literalsOf(sm stringMatcher) ([]string, bool) {
 			flush()
 		}
 		flush()
-		return []string{best}, best != ""
-	case orString:
-		var all []string
-		for _, s := range m {
-			lits, ok := literalsOf(s)
-			if !ok {
-				return nil, false
-			}
-			all = append(all, lits...)
+		return out, len(out) > 0
+	case regexMatcher:
+		re, err := syntax.Parse(m.re.String(), syntax.Perl)
+		if err != nil {
+			return nil, false
 		}
-		return all, true
+		return regexLiterals(re.Simplify())
+	case orString:
+		return unionLiterals(m)
 	case *multiContains:
-		return literalsOfAll(m.slow)
+		return unionLiterals(m.slow)
 	case *multiAffix:
-		return literalsOfAll(m.slow)
+		return unionLiterals(m.slow)
 	}
 	return nil, false
 }
 
-func literalsOfAll(ms []stringMatcher) ([]string, bool) {
-	var all []string
+// unionLiterals is one clause: the best clause of each matcher, ORed.
+func unionLiterals(ms []stringMatcher) ([][]string, bool) {
+	var u []string
 	for _, s := range ms {
 		lits, ok := literalsOf(s)
 		if !ok {
 			return nil, false
 		}
-		all = append(all, lits...)
+		u = append(u, bestLits(lits)...)
 	}
-	return all, true
+	return [][]string{u}, len(u) > 0
+}
+
+func bestLits(ls [][]string) []string {
+	score := func(l []string) int {
+		s := maxAtom + 1
+		for _, x := range l {
+			s = min(s, len(x))
+		}
+		return s*1000 - len(l)
+	}
+	best := ls[0]
+	for _, l := range ls[1:] {
+		if score(l) > score(best) {
+			best = l
+		}
+	}
+	return best
+}
+
+// regexLiterals returns necessary literal clauses of a regular expression.
+func regexLiterals(re *syntax.Regexp) ([][]string, bool) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		a := atomLiteral(string(re.Rune))
+		return [][]string{{a}}, a != ""
+	case syntax.OpCapture, syntax.OpPlus:
+		return regexLiterals(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return regexLiterals(re.Sub[0])
+		}
+	case syntax.OpConcat:
+		var out [][]string
+		for _, s := range re.Sub {
+			if ls, ok := regexLiterals(s); ok {
+				out = append(out, ls...)
+			}
+		}
+		if len(out) > maxClauses {
+			out = out[:maxClauses]
+		}
+		return out, len(out) > 0
+	case syntax.OpAlternate:
+		var u []string
+		for _, s := range re.Sub {
+			ls, ok := regexLiterals(s)
+			if !ok {
+				return nil, false
+			}
+			u = append(u, bestLits(ls)...)
+		}
+		return [][]string{u}, len(u) > 0
+	}
+	return nil, false
 }
 
 // commonBytes are frequent in event text; atoms avoid them when they can.
@@ -243,47 +330,58 @@ func atomLiteral(s string) string {
 type groupIndex struct {
 	fields []fieldIndex
 	always []int32 // rules (positions in the group) evaluated for every event
+	full   []uint8 // rule position → mask of all its clauses
 }
 
 type fieldIndex struct {
 	src       source
 	ac        *acMachine
-	atomRules [][]int32 // pattern → rules (positions in the group)
+	atomRules [][]ruleClause // pattern → (rule, clause) pairs
+}
+
+type ruleClause struct {
+	pos int32
+	bit uint8
 }
 
 func buildGroupIndex(rules []*compiledRule) *groupIndex {
-	gi := &groupIndex{}
+	gi := &groupIndex{full: make([]uint8, len(rules))}
 	type fieldLits struct {
 		src   source
 		ids   map[string]int32
 		lits  []string
-		rules [][]int32
+		rules [][]ruleClause
 	}
 	byKey := map[string]*fieldLits{}
 	var order []string
 	for pos, r := range rules {
-		as, ok := atomsOf(r.cond)
+		cs, ok := clausesOf(r.cond)
 		if !ok {
 			gi.always = append(gi.always, int32(pos))
 			continue
 		}
-		for _, a := range as {
-			k := a.src.key()
-			fl, ok := byKey[k]
-			if !ok {
-				fl = &fieldLits{src: a.src, ids: map[string]int32{}}
-				byKey[k] = fl
-				order = append(order, k)
-			}
-			id, ok := fl.ids[a.lit]
-			if !ok {
-				id = int32(len(fl.lits))
-				fl.ids[a.lit] = id
-				fl.lits = append(fl.lits, a.lit)
-				fl.rules = append(fl.rules, nil)
-			}
-			if rs := fl.rules[id]; len(rs) == 0 || rs[len(rs)-1] != int32(pos) {
-				fl.rules[id] = append(rs, int32(pos))
+		for ci, c := range cs {
+			bit := uint8(1) << ci
+			gi.full[pos] |= bit
+			for _, a := range c {
+				k := a.src.key()
+				fl, ok := byKey[k]
+				if !ok {
+					fl = &fieldLits{src: a.src, ids: map[string]int32{}}
+					byKey[k] = fl
+					order = append(order, k)
+				}
+				id, ok := fl.ids[a.lit]
+				if !ok {
+					id = int32(len(fl.lits))
+					fl.ids[a.lit] = id
+					fl.lits = append(fl.lits, a.lit)
+					fl.rules = append(fl.rules, nil)
+				}
+				rc := ruleClause{pos: int32(pos), bit: bit}
+				if !slices.Contains(fl.rules[id], rc) {
+					fl.rules[id] = append(fl.rules[id], rc)
+				}
 			}
 		}
 	}
@@ -304,7 +402,8 @@ func (gi *groupIndex) maxPatterns() int {
 
 // scratch is per-call state of Eval, pooled by the RuleSet.
 type scratch struct {
-	rmark  []uint32 // rule position → epoch it became a candidate
+	rmark  []uint32 // rule position → epoch of its rmask
+	rmask  []uint8  // rule position → clauses seen in this event
 	pmark  []uint32 // pattern → epoch it was seen
 	repoch uint32
 	pepoch uint32
@@ -341,10 +440,10 @@ func (gi *groupIndex) candidates(ev *schemas.Event, s *scratch) []int32 {
 			for _, a := range src.keywords {
 				switch a.kind {
 				case kindString:
-					f.scan(a.str(ev), s, re, pe)
+					gi.scan(f, a.str(ev), s, re, pe)
 				case kindStrings:
 					for _, v := range a.strs(ev) {
-						f.scan(v, s, re, pe)
+						gi.scan(f, v, s, re, pe)
 					}
 				}
 			}
@@ -354,13 +453,13 @@ func (gi *groupIndex) candidates(ev *schemas.Event, s *scratch) []int32 {
 			switch a.kind {
 			case kindString:
 				if v := a.str(ev); v != "" {
-					f.scan(v, s, re, pe)
+					gi.scan(f, v, s, re, pe)
 					continue
 				}
 			case kindStrings:
 				if vs := a.strs(ev); hasValue(vs) {
 					for _, v := range vs {
-						f.scan(v, s, re, pe)
+						gi.scan(f, v, s, re, pe)
 					}
 					continue
 				}
@@ -368,21 +467,16 @@ func (gi *groupIndex) candidates(ev *schemas.Event, s *scratch) []int32 {
 		}
 		if src.unmapped != "" {
 			if v, ok := ev.UnmappedValue(src.unmapped); ok {
-				f.scan(v, s, re, pe)
+				gi.scan(f, v, s, re, pe)
 			}
 		}
 	}
-	for _, r := range gi.always {
-		if s.rmark[r] != re {
-			s.rmark[r] = re
-			s.cand = append(s.cand, r)
-		}
-	}
+	s.cand = append(s.cand, gi.always...)
 	slices.Sort(s.cand)
 	return s.cand
 }
 
-func (f *fieldIndex) scan(v string, s *scratch, re, pe uint32) {
+func (gi *groupIndex) scan(f *fieldIndex, v string, s *scratch, re, pe uint32) {
 	if v == "" {
 		return
 	}
@@ -411,10 +505,16 @@ func (f *fieldIndex) scan(v string, s *scratch, re, pe uint32) {
 				continue
 			}
 			s.pmark[p] = pe
-			for _, r := range f.atomRules[p] {
+			for _, rc := range f.atomRules[p] {
+				r := rc.pos
 				if s.rmark[r] != re {
 					s.rmark[r] = re
-					s.cand = append(s.cand, r)
+					s.rmask[r] = 0
+				}
+				if s.rmask[r]&rc.bit == 0 {
+					if s.rmask[r] |= rc.bit; s.rmask[r] == gi.full[r] {
+						s.cand = append(s.cand, r)
+					}
 				}
 			}
 		}

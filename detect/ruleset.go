@@ -105,7 +105,7 @@ func (rs *RuleSet) getScratch() *scratch {
 	if s, ok := rs.pool.Get().(*scratch); ok {
 		return s
 	}
-	return &scratch{rmark: make([]uint32, rs.maxGroup), pmark: make([]uint32, rs.maxPatterns)}
+	return &scratch{rmark: make([]uint32, rs.maxGroup), rmask: make([]uint8, rs.maxGroup), pmark: make([]uint32, rs.maxPatterns)}
 }
 
 func (rs *RuleSet) match(ev *schemas.Event, s *scratch, hits []int32) []int32 {
