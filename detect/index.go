@@ -110,9 +110,31 @@ func betterClause(a, b clause) bool {
 func clauseScore(c clause) int {
 	s := maxAtom + 1
 	for _, a := range c {
-		s = min(s, len(a.lit))
+		s = min(s, atomLen(a.lit))
 	}
 	return s
+}
+
+// nonASCIIAtom is the pseudo-literal of a literal that holds a rune whose
+// case folds are all non-ASCII: any non-ASCII byte in the value hits it.
+const nonASCIIAtom = "\x80"
+
+func atomLen(lit string) int {
+	if lit == nonASCIIAtom {
+		return 4 // rarer than most short literals in typical, mostly-ASCII logs
+	}
+	return len(lit)
+}
+
+// strictNonASCII reports whether s holds a rune none of whose case folds is
+// ASCII (so a string matching s under folding has a non-ASCII byte).
+func strictNonASCII(s string) bool {
+	for _, r := range s {
+		if r >= utf8.RuneSelf && r != utf8.RuneError && foldClass(r) >= utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *fieldMatcher) clauses() ([]clause, bool) {
@@ -206,6 +228,8 @@ func literalsOf(sm stringMatcher) ([][]string, bool) {
 		return unionLiterals(m.slow)
 	case *multiAffix:
 		return unionLiterals(m.slow)
+	case *multiContainsUni:
+		return unionLiterals(m.slow)
 	}
 	return nil, false
 }
@@ -227,7 +251,7 @@ func bestLits(ls [][]string) []string {
 	score := func(l []string) int {
 		s := maxAtom + 1
 		for _, x := range l {
-			s = min(s, len(x))
+			s = min(s, atomLen(x))
 		}
 		return s*1000 - len(l)
 	}
@@ -304,6 +328,9 @@ func atomLiteral(s string) string {
 		i = j
 	}
 	run := s[bs:be]
+	if len(run) < 3 && strictNonASCII(s) {
+		return nonASCIIAtom
+	}
 	if len(run) > maxAtom {
 		best, bestScore := 0, -1
 		for i := 0; i+maxAtom <= len(run); i++ {
@@ -337,6 +364,7 @@ type fieldIndex struct {
 	src       source
 	ac        *acMachine
 	atomRules [][]ruleClause // pattern → (rule, clause) pairs
+	nonASCII  int32          // the pattern of nonASCIIAtom, -1 when none
 }
 
 type ruleClause struct {
@@ -387,7 +415,11 @@ func buildGroupIndex(rules []*compiledRule) *groupIndex {
 	}
 	for _, k := range order {
 		fl := byKey[k]
-		gi.fields = append(gi.fields, fieldIndex{src: fl.src, ac: newACMachine(fl.lits), atomRules: fl.rules})
+		na, ok := fl.ids[nonASCIIAtom]
+		if !ok {
+			na = -1
+		}
+		gi.fields = append(gi.fields, fieldIndex{src: fl.src, ac: newACMachine(fl.lits), atomRules: fl.rules, nonASCII: na})
 	}
 	return gi
 }
@@ -498,24 +530,32 @@ func (gi *groupIndex) scan(f *fieldIndex, v string, s *scratch, re, pe uint32) {
 				c = m.classes['s']
 			}
 			i += size
+			if f.nonASCII >= 0 && s.pmark[f.nonASCII] != pe {
+				gi.hit(f, f.nonASCII, s, re, pe)
+			}
 		}
 		st = m.delta[int(st)*m.nclass+int(c)]
 		for _, p := range m.out[m.outStart[st]:m.outStart[st+1]] {
-			if s.pmark[p] == pe {
-				continue
+			if s.pmark[p] != pe {
+				gi.hit(f, p, s, re, pe)
 			}
-			s.pmark[p] = pe
-			for _, rc := range f.atomRules[p] {
-				r := rc.pos
-				if s.rmark[r] != re {
-					s.rmark[r] = re
-					s.rmask[r] = 0
-				}
-				if s.rmask[r]&rc.bit == 0 {
-					if s.rmask[r] |= rc.bit; s.rmask[r] == gi.full[r] {
-						s.cand = append(s.cand, r)
-					}
-				}
+		}
+	}
+}
+
+// hit records that pattern p occurs: its (rule, clause) pairs are marked,
+// and a rule whose clauses are all marked becomes a candidate.
+func (gi *groupIndex) hit(f *fieldIndex, p int32, s *scratch, re, pe uint32) {
+	s.pmark[p] = pe
+	for _, rc := range f.atomRules[p] {
+		r := rc.pos
+		if s.rmark[r] != re {
+			s.rmark[r] = re
+			s.rmask[r] = 0
+		}
+		if s.rmask[r]&rc.bit == 0 {
+			if s.rmask[r] |= rc.bit; s.rmask[r] == gi.full[r] {
+				s.cand = append(s.cand, r)
 			}
 		}
 	}
@@ -534,6 +574,9 @@ type acMachine struct {
 func newACMachine(lits []string) *acMachine {
 	m := &acMachine{nclass: 1}
 	for _, l := range lits {
+		if l == nonASCIIAtom {
+			continue
+		}
 		for i := 0; i < len(l); i++ {
 			if b := l[i]; m.classes[b] == 0 {
 				m.classes[b] = uint8(m.nclass)
@@ -554,6 +597,9 @@ func newACMachine(lits []string) *acMachine {
 	}
 	newState()
 	for id, l := range lits {
+		if l == nonASCIIAtom {
+			continue // handled by the scanner
+		}
 		st := int32(0)
 		for i := 0; i < len(l); i++ {
 			c := int(m.classes[l[i]])
