@@ -512,8 +512,19 @@ func (gi *groupIndex) scan(f *fieldIndex, v string, s *scratch, re, pe uint32) {
 	if v == "" {
 		return
 	}
+	if f.ac.delta16 != nil {
+		scanDelta(gi, f, f.ac.delta16, v, s, re, pe)
+		return
+	}
+	scanDelta(gi, f, f.ac.delta, v, s, re, pe)
+}
+
+// scanDelta runs the automaton over v; the table is uint16 when the states
+// fit, halving its cache footprint.
+func scanDelta[T uint16 | int32](gi *groupIndex, f *fieldIndex, delta []T, v string, s *scratch, re, pe uint32) {
 	m := f.ac
-	st := int32(0)
+	nclass := m.nclass
+	st := 0
 	for i := 0; i < len(v); {
 		b := v[i]
 		var c uint8
@@ -534,10 +545,12 @@ func (gi *groupIndex) scan(f *fieldIndex, v string, s *scratch, re, pe uint32) {
 				gi.hit(f, f.nonASCII, s, re, pe)
 			}
 		}
-		st = m.delta[int(st)*m.nclass+int(c)]
-		for _, p := range m.out[m.outStart[st]:m.outStart[st+1]] {
-			if s.pmark[p] != pe {
-				gi.hit(f, p, s, re, pe)
+		st = int(delta[st*nclass+int(c)])
+		if lo, hi := m.outStart[st], m.outStart[st+1]; lo != hi {
+			for _, p := range m.out[lo:hi] {
+				if s.pmark[p] != pe {
+					gi.hit(f, p, s, re, pe)
+				}
 			}
 		}
 	}
@@ -566,9 +579,10 @@ func (gi *groupIndex) hit(f *fieldIndex, p int32, s *scratch, re, pe uint32) {
 type acMachine struct {
 	classes  [256]uint8
 	nclass   int
-	delta    []int32 // state*nclass + class → state
-	outStart []int32 // state → start of its patterns in out; len = states+1
-	out      []int32 // patterns ending at each state, including via suffixes
+	delta    []int32  // state*nclass + class → state
+	delta16  []uint16 // the same when the states fit in 16 bits (delta is then nil)
+	outStart []int32  // state → start of its patterns in out; len = states+1
+	out      []int32  // patterns ending at each state, including via suffixes
 }
 
 func newACMachine(lits []string) *acMachine {
@@ -644,5 +658,12 @@ func newACMachine(lits []string) *acMachine {
 		m.out = append(m.out, outs[st]...)
 	}
 	m.outStart[n] = int32(len(m.out))
+	if n <= 1<<16 {
+		m.delta16 = make([]uint16, len(m.delta))
+		for i, d := range m.delta {
+			m.delta16[i] = uint16(d)
+		}
+		m.delta = nil
+	}
 	return m
 }

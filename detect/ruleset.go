@@ -3,6 +3,7 @@ package detect
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +22,14 @@ type RuleSet struct {
 	pool         sync.Pool // *scratch
 	maxGroup     int
 	maxPatterns  int
+
+	// Group dispatch: the groups whose every selector requires the unmapped
+	// attribute dispatchKey (Channel for Windows) are found by its value
+	// with one look-up; the others are checked one by one. Both lists are
+	// in group order.
+	dispatchKey string
+	byDispatch  map[string][]int32
+	undispatch  []int32
 }
 
 // ruleGroup is the rules that share one event selection: an event is
@@ -109,7 +118,20 @@ func (rs *RuleSet) getScratch() *scratch {
 }
 
 func (rs *RuleSet) match(ev *schemas.Event, s *scratch, hits []int32) []int32 {
-	for gi := range rs.groups {
+	var bucket []int32
+	if rs.dispatchKey != "" {
+		if v, ok := ev.UnmappedValue(rs.dispatchKey); ok {
+			bucket = rs.byDispatch[v]
+		}
+	}
+	un := rs.undispatch
+	for len(un) > 0 || len(bucket) > 0 {
+		var gi int32
+		if len(bucket) == 0 || len(un) > 0 && un[0] < bucket[0] {
+			gi, un = un[0], un[1:]
+		} else {
+			gi, bucket = bucket[0], bucket[1:]
+		}
 		g := &rs.groups[gi]
 		if !g.selects(ev) {
 			continue
@@ -273,6 +295,7 @@ func Compile(rules []*Rule, cfg Config) (*RuleSet, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	rs.buildDispatch()
 	for gi := range rs.groups {
 		g := &rs.groups[gi]
 		rs.maxGroup = max(rs.maxGroup, len(g.rules))
@@ -313,4 +336,67 @@ func orUnnamed(s string) string {
 		return "another rule"
 	}
 	return s
+}
+
+// buildDispatch picks the unmapped selector key most groups require and
+// indexes those groups by its accepted values.
+func (rs *RuleSet) buildDispatch() {
+	count := map[string]int{}
+	for gi := range rs.groups {
+		for _, k := range rs.groups[gi].requiredKeys() {
+			count[k]++
+		}
+	}
+	best := ""
+	for k, n := range count {
+		if n > count[best] || n == count[best] && k < best {
+			best = k
+		}
+	}
+	rs.undispatch = rs.undispatch[:0]
+	if count[best] < 4 {
+		for gi := range rs.groups {
+			rs.undispatch = append(rs.undispatch, int32(gi))
+		}
+		return
+	}
+	rs.dispatchKey, rs.byDispatch = best, map[string][]int32{}
+	for gi := range rs.groups {
+		g := &rs.groups[gi]
+		if !slices.Contains(g.requiredKeys(), best) {
+			rs.undispatch = append(rs.undispatch, int32(gi))
+			continue
+		}
+		seen := map[string]bool{}
+		for i := range g.sels {
+			for _, u := range g.sels[i].unmapped {
+				if u.key != best {
+					continue
+				}
+				for _, v := range u.values {
+					if !seen[v] {
+						seen[v] = true
+						rs.byDispatch[v] = append(rs.byDispatch[v], int32(gi))
+					}
+				}
+			}
+		}
+	}
+}
+
+// requiredKeys returns the unmapped keys every selector of g requires.
+func (g *ruleGroup) requiredKeys() []string {
+	var out []string
+	for i := range g.sels {
+		var keys []string
+		for _, u := range g.sels[i].unmapped {
+			keys = append(keys, u.key)
+		}
+		if i == 0 {
+			out = keys
+			continue
+		}
+		out = slices.DeleteFunc(out, func(k string) bool { return !slices.Contains(keys, k) })
+	}
+	return out
 }
