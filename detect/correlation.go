@@ -120,6 +120,10 @@ func (rs *RuleSet) compileCorrelations(c *compiler, m *Mapping, corrs []*Rule, b
 		return errors.Join(errs...)
 	}
 	rs.correlations = compiled
+	rs.corrByID = make(map[string]*compiledCorrelation, len(compiled))
+	for _, cc := range compiled {
+		rs.corrByID[cc.id] = cc
+	}
 	return nil
 }
 
@@ -217,6 +221,53 @@ func (c *Correlator) Stats() CorrelatorStats {
 	return c.stats
 }
 
+// CorrInput is one match a correlation needs: the unit that crosses
+// JetStream when correlations run on the instance that owns the group
+// (see the package doc). Key() names the group.
+type CorrInput struct {
+	Corr   string     `json:"corr"`   // correlation id
+	Agency string     `json:"agency"` // from the event's subject
+	Group  []string   `json:"group"`  // group-by values, in group-by order
+	Ref    int        `json:"ref"`    // position of the matching rule in correlation.rules
+	Value  string     `json:"value,omitempty"`
+	Event  schemas.ID `json:"event"`
+	Time   time.Time  `json:"time"`
+}
+
+// Key identifies the correlation group of the input.
+func (in *CorrInput) Key() string {
+	return in.Corr + "\x00" + in.Agency + "\x00" + strings.Join(in.Group, "\x00")
+}
+
+// CorrInputs appends the correlation inputs of an event's hits.
+func (rs *RuleSet) CorrInputs(ev *schemas.Event, hits []Hit, out []CorrInput) []CorrInput {
+	for _, h := range hits {
+		r := rs.rules[h.rule]
+		for _, cc := range r.corrs {
+			for k := range cc.refs {
+				ref := &cc.refs[k]
+				if ref.rule != r {
+					continue
+				}
+				in := CorrInput{Corr: cc.id, Agency: ev.Agency, Ref: k, Event: ev.ID, Time: ev.Time,
+					Group: make([]string, len(ref.groupSrc))}
+				for i := range ref.groupSrc {
+					in.Group[i], _ = ref.groupSrc[i].first(ev)
+				}
+				if cc.spec.Condition.Field != "" {
+					v, ok := ref.valueSrc.first(ev)
+					if !ok {
+						continue // value_count counts only events that carry the field
+					}
+					in.Value = v
+				}
+				out = append(out, in)
+			}
+		}
+	}
+	return out
+}
+
 // Observe feeds the hits of one event (from RuleSet.EvalHits) and appends
 // the correlation findings that fire.
 func (c *Correlator) Observe(ev *schemas.Event, hits []Hit, out []schemas.Finding) []schemas.Finding {
@@ -224,39 +275,37 @@ func (c *Correlator) Observe(ev *schemas.Event, hits []Hit, out []schemas.Findin
 		return out
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if ev.Time.After(c.newest) {
 		c.newest = ev.Time
 	}
-	wm := c.newest.Add(-c.cfg.Lateness)
-	late := ev.Time.Before(wm)
-	for _, h := range hits {
-		r := c.rs.rules[h.rule]
-		for _, cc := range r.corrs {
-			if late {
-				c.stats.Late++
-				continue
-			}
-			for k := range cc.refs {
-				if cc.refs[k].rule != r {
-					continue
-				}
-				ref := &cc.refs[k]
-				vals := make([]string, len(ref.groupSrc))
-				for i := range ref.groupSrc {
-					vals[i], _ = ref.groupSrc[i].first(ev)
-				}
-				e := corrEntry{t: ev.Time, ev: ev.ID, ref: k}
-				if cc.spec.Condition.Field != "" {
-					v, ok := ref.valueSrc.first(ev)
-					if !ok {
-						continue // value_count counts only events that carry the field
-					}
-					e.value = v
-				}
-				out = c.add(cc, ev.Agency, vals, e, out)
-			}
+	c.mu.Unlock()
+	return c.ObserveInputs(c.rs.CorrInputs(ev, hits, nil), out)
+}
+
+// ObserveInputs feeds correlation inputs (from CorrInputs, possibly of
+// other instances) and appends the findings that fire. Inputs naming a
+// correlation the rule set does not hold, or a rule position out of range,
+// are ignored (a rule set update raced the input).
+func (c *Correlator) ObserveInputs(ins []CorrInput, out []schemas.Finding) []schemas.Finding {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range ins {
+		if ins[i].Time.After(c.newest) {
+			c.newest = ins[i].Time
 		}
+	}
+	wm := c.newest.Add(-c.cfg.Lateness)
+	for i := range ins {
+		in := &ins[i]
+		cc := c.rs.corrByID[in.Corr]
+		if cc == nil || in.Ref < 0 || in.Ref >= len(cc.refs) || cc.refs[in.Ref].rule == nil || len(in.Group) != len(cc.spec.GroupBy) {
+			continue
+		}
+		if in.Time.Before(wm) {
+			c.stats.Late++
+			continue
+		}
+		out = c.add(cc, in.Agency, in.Group, corrEntry{t: in.Time, ev: in.Event, ref: in.Ref, value: in.Value}, out)
 	}
 	return c.advance(wm, out)
 }

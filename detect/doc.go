@@ -133,7 +133,13 @@
 //
 // Only hits of correlation-referenced rules cross JetStream, so the extra
 // hop costs nothing for the bulk of events. This package holds the
-// in-process part (Correlator); the routing above is not implemented yet.
+// in-process part (Correlator, RuleSet.CorrInputs, Correlator.ObserveInputs);
+// package detect/corrroute implements steps 1-3 (Ensure, Publisher, Owner,
+// tested with two owners on an embedded server, including failover). Step 4,
+// rebuilding open windows from the stream on takeover, is not implemented
+// yet: a new owner starts its partitions with empty windows, so matches
+// acknowledged by the previous owner do not count towards windows that were
+// open at the takeover. Not wired into `watchfloor run` yet either.
 //
 // # How it grows
 //

@@ -19,6 +19,7 @@ type RuleSet struct {
 	groups       []ruleGroup
 	unrouted     []string
 	correlations []*compiledCorrelation
+	corrByID     map[string]*compiledCorrelation
 	pool         sync.Pool // *scratch
 	maxGroup     int
 	maxPatterns  int
