@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -187,6 +188,7 @@ type Correlator struct {
 	cfg    CorrelatorConfig
 	mu     sync.Mutex
 	newest time.Time
+	swept  time.Time // watermark of the last sweep
 	groups map[string]*corrGroup
 	stats  CorrelatorStats
 }
@@ -352,6 +354,16 @@ func (c *Correlator) add(cc *compiledCorrelation, agency string, vals []string, 
 	// Fire on the first window [start, start+timespan] holding the new entry
 	// in which the condition holds; its matches are then consumed.
 	span := cc.spec.Timespan
+	if i == len(g.entries)-1 {
+		// In-order arrival: the conditions are monotone (lower bounds only),
+		// so the widest window ending at the new match decides.
+		s := sort.Search(len(g.entries), func(k int) bool { return e.t.Sub(g.entries[k].t) <= span })
+		if c.holds(cc, g.entries[s:]) {
+			out = c.fire(g, g.entries[s:], out)
+			g.entries = g.entries[:s]
+		}
+		return out
+	}
 	for s := range g.entries {
 		start := g.entries[s].t
 		if start.After(e.t) {
@@ -376,6 +388,12 @@ func (c *Correlator) add(cc *compiledCorrelation, agency string, vals []string, 
 // advance drops matches that can no longer be in an open window and, for
 // conditions with upper bounds, evaluates each window as it closes.
 func (c *Correlator) advance(wm time.Time, out []schemas.Finding) []schemas.Finding {
+	// Sweeping visits every group: do it when the watermark has moved on by
+	// a second of event time, not for every input.
+	if wm.Sub(c.swept) < sweepEvery {
+		return out
+	}
+	c.swept = wm
 	for key, g := range c.groups {
 		span := g.corr.spec.Timespan
 		for len(g.entries) > 0 && g.entries[0].t.Add(span).Before(wm) {
@@ -437,6 +455,9 @@ func (c *Correlator) holds(cc *compiledCorrelation, es []corrEntry) bool {
 	}
 	return false
 }
+
+// sweepEvery is the event time between sweeps of all groups.
+const sweepEvery = time.Second
 
 // maxFindingEvents bounds the event ids a correlation finding lists.
 const maxFindingEvents = 100

@@ -307,3 +307,39 @@ filter:
 		}
 	}
 }
+
+// BenchmarkCorrelator feeds hits of 10,000 groups, one hot group holding
+// thousands of matches: the cost per input must not grow with either.
+func BenchmarkCorrelator(b *testing.B) {
+	rules, errs := parseFile("corr.yml", []byte(corrBase+`---
+title: Many whoami
+id: corr-count
+level: high
+correlation: {type: event_count, rules: [whoami], group-by: [User], timespan: 1h, condition: {gte: 1000000}}
+`))
+	if len(errs) > 0 {
+		b.Fatal(errs)
+	}
+	rs, err := Compile(rules, Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := NewCorrelator(rs, CorrelatorConfig{Lateness: time.Minute, MaxGroups: 20_000, MaxEntries: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	in := []CorrInput{{Corr: "corr-count", Agency: "doj", Group: []string{""}}}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		in[0].Group = []string{fmt.Sprint("user", i%10_000)}
+		if i%2 == 0 {
+			in[0].Group = []string{"hot"}
+		}
+		in[0].Time = t0.Add(time.Duration(i) * time.Millisecond)
+		in[0].Event = schemas.EventID("s:1", i)
+		c.ObserveInputs(in, nil)
+		i++
+	}
+}
