@@ -546,8 +546,8 @@ func scanDelta[T uint16 | int32](gi *groupIndex, f *fieldIndex, delta []T, v str
 			}
 		}
 		st = int(delta[st*nclass+int(c)])
-		if lo, hi := m.outStart[st], m.outStart[st+1]; lo != hi {
-			for _, p := range m.out[lo:hi] {
+		if m.hasOut[st>>6]&(1<<(st&63)) != 0 {
+			for _, p := range m.out[m.outStart[st]:m.outStart[st+1]] {
 				if s.pmark[p] != pe {
 					gi.hit(f, p, s, re, pe)
 				}
@@ -583,6 +583,7 @@ type acMachine struct {
 	delta16  []uint16 // the same when the states fit in 16 bits (delta is then nil)
 	outStart []int32  // state → start of its patterns in out; len = states+1
 	out      []int32  // patterns ending at each state, including via suffixes
+	hasOut   []uint64 // bit per state: it has patterns (small, stays in cache)
 }
 
 func newACMachine(lits []string) *acMachine {
@@ -658,6 +659,12 @@ func newACMachine(lits []string) *acMachine {
 		m.out = append(m.out, outs[st]...)
 	}
 	m.outStart[n] = int32(len(m.out))
+	m.hasOut = make([]uint64, (n+63)/64)
+	for st := 0; st < n; st++ {
+		if m.outStart[st] != m.outStart[st+1] {
+			m.hasOut[st>>6] |= 1 << (st & 63)
+		}
+	}
 	if n <= 1<<16 {
 		m.delta16 = make([]uint16, len(m.delta))
 		for i, d := range m.delta {

@@ -169,6 +169,8 @@ func TestModifiers(t *testing.T) {
 		{"expand other", "sel: {User|expand: '%Admins%'}", procEvent("User", "CORP\\mallory"), false},
 		{"expand inside a value", "sel: {Hostname|expand|startswith: '%DC%-'}", procEvent("Hostname", "dc02-eu"), true},
 		{"expand escaped percent", "sel: {CommandLine|expand: '100\\%'}", cmdline("100%"), true},
+		{"placeholder without expand is literal", "sel: {User: '%Admins%'}", procEvent("User", "%admins%"), true},
+		{"placeholder without expand is not expanded", "sel: {User: '%Admins%'}", procEvent("User", "CORP\\alice"), false},
 		{"expand with wildcard values", "sel: {User|expand: '%Service%'}", procEvent("User", "svc_backup"), true},
 	}
 	cfg := Config{Placeholders: map[string][]string{
