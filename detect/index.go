@@ -3,6 +3,7 @@ package detect
 import (
 	"regexp/syntax"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/watchfloor/watchfloor/schemas"
@@ -309,6 +310,15 @@ var commonBytes = func() (t [256]bool) {
 	return t
 }()
 
+// commonTokens occur in most Windows and Linux events of the fields rules
+// look at; an atom made of them would select nearly every event.
+var commonTokens = []string{
+	`c:\`, `\windows\`, `\system32\`, `\syswow64\`, `\program files`, ` (x86)\`, `\programdata\`,
+	`\users\`, `\appdata\`, `\local\`, `\roaming\`, `\temp\`, `microsoft`, `\windowspowershell\`,
+	`\v1.0\`, `.exe`, `.dll`, `/usr/`, `/bin/`, `/lib/`, `/tmp/`, `/home/`, `hklm\`, `\software\`,
+	`\currentversion\`, `\services\`, `\controlset001\`, `\currentcontrolset\`, `nt authority\`,
+}
+
 // atomLiteral picks the atom for a literal: its longest ASCII run, lower
 // cased, and of that the window of at most maxAtom bytes with the most
 // uncommon bytes. "" when the literal has no ASCII byte.
@@ -332,15 +342,36 @@ func atomLiteral(s string) string {
 		return nonASCIIAtom
 	}
 	if len(run) > maxAtom {
+		low := strings.ToLower(run)
+		// Bytes inside tokens found in most events of their field are worth
+		// nothing, frequent bytes little; the later window wins a tie, as
+		// paths and command lines are distinctive at their end.
+		common := make([]bool, len(low))
+		for _, tok := range commonTokens {
+			for i := 0; ; {
+				j := strings.Index(low[i:], tok)
+				if j < 0 {
+					break
+				}
+				for k := i + j; k < i+j+len(tok); k++ {
+					common[k] = true
+				}
+				i += j + 1
+			}
+		}
 		best, bestScore := 0, -1
-		for i := 0; i+maxAtom <= len(run); i++ {
+		for i := 0; i+maxAtom <= len(low); i++ {
 			score := 0
 			for k := i; k < i+maxAtom; k++ {
-				if !commonBytes[lowerASCII(run[k])] {
+				switch {
+				case common[k]:
+				case commonBytes[low[k]]:
 					score++
+				default:
+					score += 2
 				}
 			}
-			if score > bestScore {
+			if score >= bestScore {
 				best, bestScore = i, score
 			}
 		}
