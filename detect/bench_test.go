@@ -81,17 +81,38 @@ func BenchmarkWindowsProcessCreation(b *testing.B) {
 			proc = append(proc, r)
 		}
 	}
-	sets := []struct {
-		name  string
-		rules []*Rule
-	}{
-		{"rules=30", proc[:30]},
-		{"rules=all-windows", all},
-	}
 	evs := winProcEvents()
 	hit := procEvent("Image", `C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe`, "OriginalFileName", "PowerShell.EXE",
 		"CommandLine", `powershell.exe -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIABOAGUAdAAuAFcAZQBiAEMAbABpAGUAbgB0ACkA`,
 		"ParentImage", `C:\Windows\System32\cmd.exe`, "User", `CORP\alice`)
+	// The 30-rule set holds the process creation rules the suspicious event
+	// matches, then others in corpus order.
+	allRS, err := Compile(all, Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	matched := map[string]bool{}
+	for _, f := range allRS.Eval(hit, nil) {
+		matched[f.RuleID] = true
+	}
+	var thirty []*Rule
+	for _, r := range proc {
+		if matched[r.ID] {
+			thirty = append(thirty, r)
+		}
+	}
+	for _, r := range proc {
+		if len(thirty) < 30 && !matched[r.ID] {
+			thirty = append(thirty, r)
+		}
+	}
+	sets := []struct {
+		name  string
+		rules []*Rule
+	}{
+		{"rules=30", thirty},
+		{"rules=all-windows", all},
+	}
 	for _, set := range sets {
 		rs, err := Compile(set.rules, Config{})
 		if err != nil {
