@@ -502,3 +502,56 @@ func (c *Correlator) fire(g *corrGroup, es []corrEntry, out []schemas.Finding) [
 	}
 	return out
 }
+
+// Correlating evaluates a rule set and its correlations in one process: its
+// Eval appends the detection findings and the correlation findings that
+// fire, so it can stand wherever a RuleSet's Eval does. It is safe for
+// concurrent use. Across several instances each one would only see its share
+// of a group's matches: route correlation inputs with detect/corrroute there.
+type Correlating struct {
+	rs *RuleSet
+	c  *Correlator
+}
+
+// NewCorrelating returns rs with an in-process Correlator.
+func NewCorrelating(rs *RuleSet, cfg CorrelatorConfig) (*Correlating, error) {
+	c, err := NewCorrelator(rs, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Correlating{rs: rs, c: c}, nil
+}
+
+// RuleSet returns the rule set.
+func (x *Correlating) RuleSet() *RuleSet { return x.rs }
+
+// Correlator returns the correlator (for Advance on a timer and Stats).
+func (x *Correlating) Correlator() *Correlator { return x.c }
+
+// Eval is RuleSet.Eval plus the correlations the event's hits feed. It
+// allocates nothing when no rule matches.
+func (x *Correlating) Eval(ev *schemas.Event, out []schemas.Finding) []schemas.Finding {
+	rs := x.rs
+	if len(rs.correlations) == 0 {
+		return rs.Eval(ev, out)
+	}
+	s := rs.getScratch()
+	s.hits = rs.match(ev, s, s.hits[:0])
+	feeds := false
+	for _, h := range s.hits {
+		r := rs.rules[h]
+		if r.emit {
+			out = append(out, rs.finding(r, ev))
+		}
+		feeds = feeds || len(r.corrs) > 0
+	}
+	if feeds {
+		hits := make([]Hit, len(s.hits))
+		for i, h := range s.hits {
+			hits[i] = Hit{rule: h}
+		}
+		out = x.c.Observe(ev, hits, out)
+	}
+	rs.pool.Put(s)
+	return out
+}

@@ -343,3 +343,33 @@ correlation: {type: event_count, rules: [whoami], group-by: [User], timespan: 1h
 		i++
 	}
 }
+
+func TestCorrelating(t *testing.T) {
+	rs := corrRules(t, `title: Many whoami
+id: corr-count
+level: high
+correlation: {type: event_count, rules: [whoami], group-by: [User], timespan: 5m, condition: {gte: 2}}
+`)
+	x, err := NewCorrelating(rs, DefaultCorrelatorConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, cmd := range []string{"whoami", "net user", "whoami"} {
+		ev := procEvent("CommandLine", cmd, "User", "a")
+		ev.ID, ev.Time = schemas.EventID("s:1", i), testTime.Add(time.Duration(i)*time.Second)
+		for _, f := range x.Eval(ev, nil) {
+			got = append(got, fmt.Sprintf("%s@%d", f.RuleID, i))
+		}
+	}
+	if g := strings.Join(got, " "); g != "rule-netuser@1 corr-count@2" {
+		t.Errorf("findings = %q", g)
+	}
+	if raceEnabled {
+		return
+	}
+	miss := procEvent("CommandLine", "dir", "User", "a")
+	if n := testing.AllocsPerRun(100, func() { x.Eval(miss, nil) }); n != 0 {
+		t.Errorf("Correlating.Eval() on a miss: %v allocations, want 0", n)
+	}
+}

@@ -61,6 +61,9 @@ type compiledRule struct {
 // Len returns the number of compiled detection rules.
 func (rs *RuleSet) Len() int { return len(rs.rules) }
 
+// Correlations returns the number of compiled correlation rules.
+func (rs *RuleSet) Correlations() int { return len(rs.correlations) }
+
 // Unrouted returns the ids of compiled rules whose logsource the mapping
 // does not route to any events; they never match until it does.
 func (rs *RuleSet) Unrouted() []string { return rs.unrouted }

@@ -117,7 +117,13 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return fmt.Errorf("load rules from %s: %w", cfg.RulesDir, err)
 	}
-	log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len())
+	log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len(), "correlations", rules.Correlations())
+	// Correlations run in this process: correct for one instance; several
+	// instances need detect/corrroute (see detect's package doc).
+	correlating, err := detect.NewCorrelating(rules, detect.DefaultCorrelatorConfig())
+	if err != nil {
+		return fmt.Errorf("correlations: %w", err)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -171,7 +177,7 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 
-	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, rules,
+	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, correlating,
 		&ingest.JetStreamFindings{JS: js}, metrics, log)
 	if err != nil {
 		return err
