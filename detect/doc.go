@@ -79,7 +79,8 @@
 // Correlation rules (event_count, value_count, temporal, temporal_ordered,
 // with group-by, aliases, timespan, condition and generate; chaining a
 // correlation on another) are compiled with the rule set and evaluated by a
-// Correlator, the only stateful part: feed it RuleSet.EvalHits of each event.
+// Correlator, the only stateful part: feed it RuleSet.EvalHits of each event
+// (or use Correlating, whose Eval does both).
 // Windows follow event time. The watermark is the newest event time minus
 // CorrelatorConfig.Lateness: an event older than the watermark is dropped
 // (Stats.Late); matches arriving out of order within the lateness are
@@ -139,7 +140,9 @@
 // rebuilding open windows from the stream on takeover, is not implemented
 // yet: a new owner starts its partitions with empty windows, so matches
 // acknowledged by the previous owner do not count towards windows that were
-// open at the takeover. Not wired into `watchfloor run` yet either.
+// open at the takeover. `watchfloor run` evaluates correlations in-process
+// (Correlating wraps the rule set): correct for a single instance; wiring
+// corrroute into run for several instances is the next step.
 //
 // # How it grows
 //
