@@ -30,8 +30,9 @@ type config struct {
 	Pipeline  ingest.PipelineConfig
 	Sink      sink.Config
 	RulesDir  string
-	Metrics   string // listen address for /metrics, /healthz, /readyz; "" disables
-	MemLimit  int64  // soft memory limit for the Go runtime in MiB; 0 leaves GOMEMLIMIT / no limit
+	DNS       dnsConfig // threat intel and DNS analytics (dns.go)
+	Metrics   string    // listen address for /metrics, /healthz, /readyz; "" disables
+	MemLimit  int64     // soft memory limit for the Go runtime in MiB; 0 leaves GOMEMLIMIT / no limit
 	LogLevel  string
 	LogFormat string
 }
@@ -76,6 +77,7 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.DurationVar(&cfg.Pipeline.FlushInterval, "pipeline.flush-interval", d.Pipeline.FlushInterval, "longest time rows wait before an insert")
 	fs.DurationVar(&cfg.Pipeline.DrainTimeout, "pipeline.drain-timeout", d.Pipeline.DrainTimeout, "time a shutdown may spend storing in-flight rows")
 	fs.StringVar(&cfg.RulesDir, "rules", d.RulesDir, "directory of Sigma rules (*.yml), loaded at start")
+	dnsFlags(fs, &cfg.DNS, d.DNS)
 	fs.StringVar(&cfg.Metrics, "metrics.listen", d.Metrics, "address for /metrics (Prometheus), /healthz and /readyz; empty disables")
 	fs.Int64Var(&cfg.MemLimit, "memory-limit-mib", d.MemLimit, "soft memory limit of the Go runtime in MiB (the GC works harder near it); 0 keeps GOMEMLIMIT or none")
 	return fs
@@ -90,6 +92,7 @@ func defaultConfig() config {
 		Pipeline:     ingest.DefaultPipelineConfig(),
 		Sink:         sink.DefaultConfig(),
 		RulesDir:     "detect/rules",
+		DNS:          defaultDNSConfig(),
 		Metrics:      "127.0.0.1:9464",
 		LogLevel:     "info",
 		LogFormat:    "text",
@@ -195,6 +198,7 @@ func (c *config) validate(withRun bool) error {
 				errs = append(errs, fmt.Errorf("nats.creds: %w", err))
 			}
 		}
+		errs = append(errs, c.DNS.validate()...)
 		if st, err := os.Stat(c.RulesDir); err != nil || !st.IsDir() {
 			errs = append(errs, fmt.Errorf("rules %q must be a directory of Sigma rules", c.RulesDir))
 		}

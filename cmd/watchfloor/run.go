@@ -124,6 +124,10 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return fmt.Errorf("correlations: %w", err)
 	}
+	dnsDet, err := newDNSDetection(cfg.DNS, log)
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -177,7 +181,12 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 
-	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, correlating,
+	if err := dnsDet.connect(ctx, js, cfg.Streams.Replicas); err != nil {
+		return err
+	}
+	defer dnsDet.startReload(ctx)()
+
+	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, dnsDet.rules(correlating),
 		&ingest.JetStreamFindings{JS: js}, metrics, log)
 	if err != nil {
 		return err
