@@ -118,7 +118,13 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return fmt.Errorf("load rules from %s: %w", cfg.RulesDir, err)
 	}
-	log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len())
+	log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len(), "correlations", rules.Correlations())
+	// Correlations run in this process: correct for one instance; several
+	// instances need detect/corrroute (see detect's package doc).
+	correlating, err := detect.NewCorrelating(rules, detect.DefaultCorrelatorConfig())
+	if err != nil {
+		return fmt.Errorf("correlations: %w", err)
+	}
 	dnsDet, err := newDNSDetection(cfg.DNS, log)
 	if err != nil {
 		return err
@@ -181,7 +187,7 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer dnsDet.startReload(ctx)()
 
-	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, dnsDet.rules(rules),
+	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, dnsDet.rules(correlating),
 		&ingest.JetStreamFindings{JS: js}, metrics, log)
 	if err != nil {
 		return err
