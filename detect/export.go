@@ -40,11 +40,17 @@ func ParseDir(dir string) ([]*Rule, []error) {
 }
 
 // SelectorsFor returns the event selectors (ORed) a rule's logsource applies
-// to under m, nil when the mapping routes it nowhere. The streaming engine
-// and the backtest compiler both use it, so they select the same events.
-func (m *Mapping) SelectorsFor(ls Logsource) []EventSelector {
+// to under m, nil when the mapping routes it nowhere, and the per-logsource
+// field overrides of the selected entries (the first that names a field
+// wins over Mapping.Fields). The streaming engine and the backtest compiler
+// both use it, so they select the same events and read the same fields.
+func (m *Mapping) SelectorsFor(ls Logsource) ([]EventSelector, []map[string]string) {
 	return m.selectorsFor(ls)
 }
+
+// UnmappedFieldPrefix marks a field mapping target that names an unmapped
+// attribute ("unmapped:<key>") instead of an event attribute.
+const UnmappedFieldPrefix = unmappedPrefix
 
 // AttributeKind reports the shape of a named event attribute: "string",
 // "strings" (multi-valued) or "int"; ok is false for an unknown name.

@@ -5,7 +5,7 @@
 //
 //	watchfloor run      consume, normalize, detect, store (migrates first)
 //	watchfloor migrate  create or update the ClickHouse schema
-//	watchfloor rules    rule lifecycle: validate, test, push, rollback, backtest
+//	watchfloor rules    rule lifecycle: check, validate, test, push, rollback, backtest
 //	watchfloor ddl      print the schema DDL (single server or --cluster)
 //	watchfloor query    named queries and read-only SQL for analysts
 //	watchfloor tenant   per-agency analyst logins
@@ -48,7 +48,7 @@ const topUsage = `watchfloor is the Watchfloor SOC telemetry pipeline.
 Usage:
   watchfloor run [flags]       consume SOC_RAW, normalize, detect, store in ClickHouse
   watchfloor migrate [flags]   create or update the ClickHouse schema (idempotent)
-  watchfloor rules <command>   validate, test, push, roll back and backtest Sigma rules
+  watchfloor rules <command>   check, validate, test, push, roll back and backtest Sigma rules
   watchfloor ddl [flags]       print the schema DDL (--cluster NAME for Replicated/Distributed)
   watchfloor query NAME|SQL    named queries (top-domains, detections, event ID, ...) or read-only SQL
   watchfloor tenant add AGENCY create an agency's read-only analyst login (and service-analyst)

@@ -29,6 +29,9 @@ JetStream KV bucket soc_rules (one key per rule id; its history is the
 version record); every 'watchfloor run' swaps in a change within seconds.
 
 Commands:
+  check DIR [--placeholders FILE] [--quiet]
+                            compile every rule under DIR (SigmaHQ-sized sets),
+                            per-folder counts and one line per failing rule
   validate PATH...          parse and compile rules (files or directories)
   test PATH...              run each rule's sidecar cases (<rule>.tests.yml)
   push PATH... [--dry-run]  validate and test, then deploy what changed;
@@ -124,6 +127,9 @@ func cmdRules(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	}
 	sub := args[0]
+	if sub == "check" {
+		return cmdRulesCheck(ctx, args[1:], stdout, stderr)
+	}
 	var rf rulesFlags
 	fs := rulesFlagSet(&rf)
 	pos, err := parseInterleaved(fs, args[1:], getenv)

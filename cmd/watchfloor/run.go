@@ -122,7 +122,9 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if rules, err := rulebook.StaticSet(baseRules, detect.DefaultConfig()); err != nil {
 		return fmt.Errorf("load rules from %s: %w", cfg.RulesDir, err)
 	} else {
-		log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len())
+		// Correlations run in this process: correct for one instance; several
+		// instances need detect/corrroute (see detect's package doc).
+		log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len(), "correlations", rules.RuleSet().Correlations())
 	}
 	dnsDet, err := newDNSDetection(cfg.DNS, log)
 	if err != nil {
@@ -220,6 +222,16 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		defer srv.Close()
 	}
+	// Retention: servers without TTL (18.16) rely on this job to drop
+	// partitions past their table's retention; on the others it is a no-op
+	// safety net. It stops with the pipeline.
+	retCtx, stopRetention := context.WithCancel(ctx)
+	var bg conc.WaitGroup
+	bg.Go(func() { _ = s.RunRetention(retCtx, time.Hour, time.Now) })
+	defer func() {
+		stopRetention()
+		bg.Wait()
+	}()
 	err = p.Run(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err

@@ -176,6 +176,15 @@ func sampleEvents(t *testing.T, now time.Time) []schemas.Event {
 		ev.DNS.QueryHostname, ev.Src.IP, ev.DNS.Answers, ev.DNS.RCodeID = q, src, answers, -1
 		return ev
 	}
+	// A mapped field left empty reads the unmapped attribute of its Sigma
+	// name (the engine's fallback).
+	fallbackDNS := func(q string) schemas.Event {
+		ev := dns("", "10.18.20.1")
+		ev.Raw = "synthetic fallback " + q
+		ev.AddUnmapped("query", q)
+		ev.AddUnmapped("answer", "69.147.64.7")
+		return ev
+	}
 	msg := func(m string) schemas.Event {
 		return schemas.Event{ClassUID: schemas.ClassBase, Format: "syslog", Message: m, ProcessName: "app", Raw: "synthetic " + m}
 	}
@@ -191,6 +200,7 @@ func sampleEvents(t *testing.T, now time.Time) []schemas.Event {
 		dns("v6b.example", "10.18.20.97", "fd3e:4f5a:7fff::1"),
 		dns("junk-answer.example", "10.18.20.97", "not-an-ip", ""),
 		dns("empty-answers.example", ""),
+		fallbackDNS("fallback.msftncsi.com"),
 		msg("powershell -enc AAAA"),
 		msg("powershell /enc AAAA"),
 		msg("powershell –enc AAAA"),

@@ -25,5 +25,5 @@ detection:
 		panic(err)
 	}
 	fmt.Println(q.Where)
-	// Output: (class_uid IN (4003)) AND ((dns_query_hostname != '') AND ((lowerUTF8(dns_query_hostname) = 'wpad') OR (startsWith(lowerUTF8(dns_query_hostname), 'wpad.'))))
+	// Output: (class_uid IN (4003)) AND ((if(dns_query_hostname != '', dns_query_hostname, unmapped_values[indexOf(unmapped_keys, 'query')]) != '') AND ((lowerUTF8(if(dns_query_hostname != '', dns_query_hostname, unmapped_values[indexOf(unmapped_keys, 'query')])) = 'wpad') OR (startsWith(lowerUTF8(if(dns_query_hostname != '', dns_query_hostname, unmapped_values[indexOf(unmapped_keys, 'query')])), 'wpad.'))))
 }

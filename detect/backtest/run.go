@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
@@ -91,12 +92,25 @@ func (cfg Config) where(q *Query, now time.Time) (string, time.Time) {
 	return and(parts...), until
 }
 
+// MaxQuerySize is the max_query_size the backtest queries run with: a
+// SigmaHQ rule with thousands of hash values compiles to more SQL (and a
+// bigger AST) than the server's defaults allow.
+const MaxQuerySize = 16 << 20
+
+// WithQuerySettings returns ctx carrying the settings backtest queries need.
+func WithQuerySettings(ctx context.Context) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+		"max_query_size": MaxQuerySize, "max_ast_elements": 10_000_000, "max_expanded_ast_elements": 10_000_000,
+	}))
+}
+
 // Run counts q's hits per agency and day and fetches sample hits. Rows
 // the ReplacingMergeTree has not merged yet are counted once (by event id).
 func Run(ctx context.Context, conn driver.Conn, q *Query, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	ctx = WithQuerySettings(ctx)
 	start := time.Now()
 	where, until := cfg.where(q, start)
 	res := &Result{RuleID: q.RuleID, Title: q.Title, Since: cfg.Since.UTC(), Until: until.UTC(), Agency: cfg.Agency, Unrouted: q.Unrouted,
@@ -155,7 +169,7 @@ func MatchingIDs(ctx context.Context, conn driver.Conn, q *Query, cfg Config) ([
 		return nil, err
 	}
 	where, _ := cfg.where(q, time.Now())
-	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT toString(event_id) AS id FROM %s.events WHERE %s ORDER BY id", cfg.Database, where))
+	rows, err := conn.Query(WithQuerySettings(ctx), fmt.Sprintf("SELECT DISTINCT toString(event_id) AS id FROM %s.events WHERE %s ORDER BY id", cfg.Database, where))
 	if err != nil {
 		return nil, fmt.Errorf("backtest rule %s: list hits: %w", q.RuleID, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode"
@@ -102,9 +103,9 @@ func Compile(r *detect.Rule, m *detect.Mapping) (*Query, error) {
 	if _, err := detect.Compile([]*detect.Rule{r}, detect.Config{Mapping: m}); err != nil {
 		return nil, err
 	}
-	c := &compiler{m: m}
 	q := &Query{RuleID: r.ID, Title: r.Title, Level: r.Level}
-	sels := m.SelectorsFor(r.Logsource)
+	sels, overrides := m.SelectorsFor(r.Logsource)
+	c := &compiler{m: m, overrides: overrides}
 	if len(sels) == 0 {
 		q.Where, q.Unrouted = "0", true
 		return q, nil
@@ -157,9 +158,25 @@ func selectorSQL(sels []detect.EventSelector) string {
 			}
 			parts = append(parts, col+" IN ("+strings.Join(q, ", ")+")")
 		}
+		if len(s.ActivityID) > 0 {
+			ns := make([]string, len(s.ActivityID))
+			for i, n := range s.ActivityID {
+				ns[i] = strconv.FormatUint(uint64(n), 10)
+			}
+			parts = append(parts, "activity_id IN ("+strings.Join(ns, ", ")+")")
+		}
 		in("format", s.Format)
 		in("metadata_product", s.Product)
 		in("process_name", s.ProcessName)
+		keys := make([]string, 0, len(s.Unmapped))
+		for k := range s.Unmapped {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			parts = append(parts, "indexOf(unmapped_keys, "+Quote(k)+") > 0")
+			in(unmappedExpr(k), s.Unmapped[k])
+		}
 		alts = append(alts, and(parts...))
 	}
 	return or(alts)
@@ -226,7 +243,41 @@ func cond(n detect.CondNode, searches map[string]string, names []string) (string
 	return "", fmt.Errorf("unexpected condition node %T", n)
 }
 
-type compiler struct{ m *detect.Mapping }
+type compiler struct {
+	m         *detect.Mapping
+	overrides []map[string]string // the rule's per-logsource field mappings
+}
+
+func unmappedExpr(key string) string {
+	return "unmapped_values[indexOf(unmapped_keys, " + Quote(key) + ")]"
+}
+
+// resolve mirrors the engine's field resolution: the rule's logsource
+// overrides, then the global fields, then the unmapped attribute of the
+// Sigma name. A field mapped to an attribute falls back to the unmapped
+// attribute of its Sigma name when the attribute is empty (fallback).
+func (c *compiler) resolve(field string) (col column, fallback string, err error) {
+	target, ok := "", false
+	for _, o := range c.overrides {
+		if target, ok = o[field]; ok {
+			break
+		}
+	}
+	if !ok {
+		target, ok = c.m.Fields[field]
+	}
+	if !ok {
+		return column{expr: unmappedExpr(field), kind: "string"}, "", nil
+	}
+	if k, isUnmapped := strings.CutPrefix(target, detect.UnmappedFieldPrefix); isUnmapped {
+		return column{expr: unmappedExpr(k), kind: "string"}, "", nil
+	}
+	col, ok = columns[target]
+	if !ok {
+		return col, "", unsupported("attribute %q (no events column)", target)
+	}
+	return col, field, nil
+}
 
 func (c *compiler) search(s *detect.Search) (string, error) {
 	var alts []string
@@ -298,6 +349,7 @@ func (c *compiler) item(it *detect.FieldItem) (string, error) {
 		return fail(err)
 	}
 	var col column
+	fallback := ""
 	switch {
 	case it.Field == "":
 		if md.exists {
@@ -307,21 +359,20 @@ func (c *compiler) item(it *detect.FieldItem) (string, error) {
 			md.position = "contains"
 		}
 	default:
-		if a, ok := c.m.Fields[it.Field]; ok {
-			col, ok = columns[a]
-			if !ok {
-				return fail(unsupported("attribute %q (no events column)", a))
-			}
-		} else {
-			col = column{expr: "unmapped_values[indexOf(unmapped_keys, " + Quote(it.Field) + ")]", kind: "string"}
+		var err error
+		if col, fallback, err = c.resolve(it.Field); err != nil {
+			return fail(err)
 		}
 	}
 	if md.exists {
 		present := presentSQL(col)
-		if it.Values[0].Text == "false" {
-			return "NOT " + paren(present), nil
+		if fallback != "" {
+			if col.kind == "string" {
+				return existsSQL(presentSQL(column{expr: "if(" + col.expr + " != '', " + col.expr + ", " + unmappedExpr(fallback) + ")"}), it), nil
+			}
+			present = or([]string{present, unmappedExpr(fallback) + " != ''"})
 		}
-		return present, nil
+		return existsSQL(present, it), nil
 	}
 	intAttr := col.kind == "int"
 	plain := md.position == "" && !md.re && !md.cidr && !md.windash
@@ -378,6 +429,46 @@ func (c *compiler) item(it *detect.FieldItem) (string, error) {
 			parts[i] = or(hits)
 		}
 		return combine(parts), nil
+	case fallback != "" && col.kind == "string":
+		x := "if(" + col.expr + " != '', " + col.expr + ", " + unmappedExpr(fallback) + ")"
+		parts := make([]string, len(vals))
+		for i, v := range vals {
+			parts[i] = v.sql(x)
+		}
+		return withPresence(x+" != ''", combine(parts), absentOK), nil
+	case fallback != "":
+		// A list or integer attribute: its own matching when present,
+		// the unmapped attribute of the Sigma name otherwise.
+		own, err := c.attrSQL(col, md, ints, vals, combine)
+		if err != nil {
+			return fail(err)
+		}
+		u := unmappedExpr(fallback)
+		parts := make([]string, len(vals))
+		for i, v := range vals {
+			parts[i] = v.sql(u)
+		}
+		fb := withPresence(u+" != ''", combine(parts), absentOK)
+		p := presentSQL(col)
+		return or([]string{and(p, own), and("NOT "+paren(p), fb)}), nil
+	case col.kind == "strings" || intAttr:
+		own, err := c.attrSQL(col, md, ints, vals, combine)
+		if err != nil {
+			return fail(err)
+		}
+		return withPresence(presentSQL(col), own, absentOK), nil
+	default:
+		parts := make([]string, len(vals))
+		for i, v := range vals {
+			parts[i] = v.sql(col.expr)
+		}
+		return withPresence(presentSQL(col), combine(parts), absentOK), nil
+	}
+}
+
+// attrSQL matches a present list or integer attribute.
+func (c *compiler) attrSQL(col column, md mods, ints []int64, vals []val, combine func([]string) string) (string, error) {
+	switch {
 	case col.kind == "strings":
 		var parts []string
 		if md.all {
@@ -391,8 +482,8 @@ func (c *compiler) item(it *detect.FieldItem) (string, error) {
 			}
 			parts = append(parts, "arrayExists(_v -> "+or(ors)+", "+col.expr+")")
 		}
-		return withPresence(presentSQL(col), combine(parts), absentOK), nil
-	case intAttr:
+		return combine(parts), nil
+	case col.kind == "int":
 		var parts []string
 		for _, n := range ints {
 			parts = append(parts, col.expr+" = "+strconv.FormatInt(n, 10))
@@ -401,20 +492,19 @@ func (c *compiler) item(it *detect.FieldItem) (string, error) {
 		for _, v := range vals {
 			svals = append(svals, v.sql("toString("+col.expr+")"))
 		}
-		var body string
 		if md.all {
-			body = and(svals...)
-		} else {
-			body = or(append(parts, svals...))
+			return and(svals...), nil
 		}
-		return withPresence(presentSQL(col), body, absentOK), nil
-	default:
-		parts := make([]string, len(vals))
-		for i, v := range vals {
-			parts[i] = v.sql(col.expr)
-		}
-		return withPresence(presentSQL(col), combine(parts), absentOK), nil
+		return or(append(parts, svals...)), nil
 	}
+	return "", fmt.Errorf("attribute kind %q", col.kind)
+}
+
+func existsSQL(present string, it *detect.FieldItem) string {
+	if it.Values[0].Text == "false" {
+		return "NOT " + paren(present)
+	}
+	return present
 }
 
 func presentSQL(col column) string {

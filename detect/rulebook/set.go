@@ -15,6 +15,7 @@ import (
 // evaluated by the same rules.
 type Set struct {
 	rs       *detect.RuleSet
+	corr     *detect.Correlating // nil without correlation rules
 	revs     map[string]uint64 // rule id -> KV revision (absent: base rule, 0)
 	revision uint64            // highest bucket revision folded in
 	rules    []RuleInfo
@@ -34,7 +35,11 @@ type RuleInfo struct {
 // detect.RuleSet.Eval it allocates nothing when no rule matches.
 func (s *Set) Eval(ev *schemas.Event, out []schemas.Finding) []schemas.Finding {
 	n := len(out)
-	out = s.rs.Eval(ev, out)
+	if s.corr != nil {
+		out = s.corr.Eval(ev, out)
+	} else {
+		out = s.rs.Eval(ev, out)
+	}
 	if len(s.revs) > 0 {
 		for i := n; i < len(out); i++ {
 			out[i].RuleRevision = s.revs[out[i].RuleID]
@@ -89,6 +94,13 @@ func buildSet(base []*detect.Rule, kv map[string]kvRule, revision uint64, cfg de
 		return nil, fmt.Errorf("compile rule set at revision %d: %w", revision, err)
 	}
 	s.rs = rs
+	if rs.Correlations() > 0 {
+		// Correlation windows live in the Correlating: a new rule set starts
+		// them afresh (a known limit of swapping; see the package doc).
+		if s.corr, err = detect.NewCorrelating(rs, detect.DefaultCorrelatorConfig()); err != nil {
+			return nil, fmt.Errorf("correlations: %w", err)
+		}
+	}
 	return s, nil
 }
 
