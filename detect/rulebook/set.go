@@ -16,8 +16,8 @@ import (
 type Set struct {
 	rs       *detect.RuleSet
 	corr     *detect.Correlating // nil without correlation rules
-	revs     map[string]uint64 // rule id -> KV revision (absent: base rule, 0)
-	revision uint64            // highest bucket revision folded in
+	revs     map[string]uint64   // rule id -> KV revision (absent: base rule, 0)
+	revision uint64              // highest bucket revision folded in
 	rules    []RuleInfo
 }
 
