@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sourcegraph/conc"
 	"github.com/sourcegraph/conc/pool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/watchfloor/watchfloor/normalize"
 	"github.com/watchfloor/watchfloor/schemas"
@@ -100,6 +101,7 @@ type Pipeline struct {
 	metrics  *Metrics
 	now      func() time.Time
 
+	tracer  trace.Tracer // nil: no tracing (see SetTracerProvider)
 	rules   atomic.Pointer[rulesHolder]
 	ready   atomic.Bool
 	pending atomic.Int64 // consumer lag seen at the last poll
@@ -217,6 +219,7 @@ type processed struct {
 	deadLetters []schemas.DeadLetter
 	redelivered bool
 	records     int
+	span        trace.Span // the batch span, ended once the message is settled
 }
 
 // collect owns the pending rows: it flushes them on size or time, and acks
@@ -278,24 +281,33 @@ func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error
 // telling the server the messages are still in progress), publishes the
 // findings, then acks. If ctx ends first the messages stay unacked and the
 // server redelivers them; their deterministic ids make that harmless.
-func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Rows) error {
+func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Rows) (err error) {
+	defer func() { endBatches(batch, err) }()
+	flushAttrs := flushAttributes(batch, rows)
 	start := p.now()
-	if err := p.retry(ctx, batch, "store rows", func(ctx context.Context) error { return p.store.Write(ctx, rows) }); err != nil {
+	if err := p.traceSettle(batch, SpanStore, func() error {
+		return p.retry(ctx, batch, "store rows", func(ctx context.Context) error { return p.store.Write(ctx, rows) })
+	}, flushAttrs...); err != nil {
 		return err
 	}
 	p.metrics.stored(ctx, rows, p.now().Sub(start))
 	if len(rows.Findings) > 0 {
-		if err := p.retry(ctx, batch, "publish findings", func(ctx context.Context) error { return p.findings.Publish(ctx, rows.Findings) }); err != nil {
+		if err := p.traceSettle(batch, SpanPublish, func() error {
+			return p.retry(ctx, batch, "publish findings", func(ctx context.Context) error { return p.findings.Publish(ctx, rows.Findings) })
+		}, flushAttrs...); err != nil {
 			return err
 		}
 	}
-	for _, r := range batch {
-		if err := r.msg.Ack(); err != nil {
-			// The rows are stored; a lost ack means a redelivery that the
-			// sink's id check turns into a no-op.
-			p.log.Warn("ack raw message", "subject", r.msg.Subject(), "err", err)
+	_ = p.traceSettle(batch, SpanAck, func() error {
+		for _, r := range batch {
+			if err := r.msg.Ack(); err != nil {
+				// The rows are stored; a lost ack means a redelivery that the
+				// sink's id check turns into a no-op.
+				p.log.Warn("ack raw message", "subject", r.msg.Subject(), "err", err)
+			}
 		}
-	}
+		return nil
+	})
 	p.metrics.acked(ctx, len(batch))
 	return nil
 }

@@ -30,6 +30,8 @@ type batchMeta struct {
 // fails: every record becomes an event or a dead letter with its reason.
 func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 	out = &processed{msg: msg}
+	ctx, span := p.startBatch(msg)
+	out.span = span
 	var m batchMeta
 	m.subject = msg.Subject()
 	if md, err := msg.Metadata(); err == nil {
@@ -55,6 +57,7 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 			p.deadLetterAll(out, &m, payload, fmt.Sprintf("internal error while normalizing: %v", r))
 		}
 		p.metrics.processed(out)
+		finishProcessing(span, &m, out)
 	}()
 
 	agency, format, err := ParseRawSubject(m.subject)
@@ -65,6 +68,8 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 	}
 	m.agency, m.format = agency, format
 
+	_, decode := p.stage(ctx, SpanDecode)
+	defer decode.End() // ended here unless a dead-letter path returns first
 	switch enc := h.Get(HeaderEncoding); enc {
 	case "", "identity":
 	case "zstd":
@@ -96,7 +101,9 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 		cut[o.Index] = o.Size
 	}
 
+	decode.End()
 	rules := p.rules.Load().r
+	_, normalizeSpan := p.stage(ctx, SpanNormalize)
 	dec := f.NewDecoder(normalize.BatchInfo{Received: m.received})
 	idx := 0
 	_ = ForEachLine(payload, func(line []byte) error {
@@ -135,9 +142,14 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 		if ev.Raw == "" {
 			ev.Raw = string(line)
 		}
-		out.findings = rules.Eval(ev, out.findings)
 		return nil
 	})
+	normalizeSpan.End()
+	_, detectSpan := p.stage(ctx, SpanDetect)
+	for i := range out.events {
+		out.findings = rules.Eval(&out.events[i], out.findings)
+	}
+	detectSpan.End()
 	out.records = idx
 	if want := h.Get(HeaderCount); want != "" && want != strconv.Itoa(idx) {
 		p.log.Warn("batch record count differs from its header", "subject", m.subject, "batch", m.msgID, "header", want, "records", idx)

@@ -31,6 +31,7 @@ type config struct {
 	Sink      sink.Config
 	RulesDir  string
 	Metrics   string // listen address for /metrics, /healthz, /readyz; "" disables
+	OTel      otelConfig
 	LogLevel  string
 	LogFormat string
 }
@@ -75,6 +76,9 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.DurationVar(&cfg.Pipeline.DrainTimeout, "pipeline.drain-timeout", d.Pipeline.DrainTimeout, "time a shutdown may spend storing in-flight rows")
 	fs.StringVar(&cfg.RulesDir, "rules", d.RulesDir, "directory of Sigma rules (*.yml), loaded at start")
 	fs.StringVar(&cfg.Metrics, "metrics.listen", d.Metrics, "address for /metrics (Prometheus), /healthz and /readyz; empty disables")
+	fs.StringVar(&cfg.OTel.Endpoint, "otel.endpoint", "", "OTLP/HTTP endpoint for traces, e.g. http://otel-collector:4318 (path /v1/traces added when absent); empty disables tracing")
+	fs.Float64Var(&cfg.OTel.SampleRatio, "otel.sample-ratio", d.OTel.SampleRatio, "share of batches traced when they arrive without a sampled traceparent (0 to 1); sensors choose with --trace-sample")
+	fs.StringVar(&cfg.OTel.ServiceName, "otel.service-name", d.OTel.ServiceName, "service.name of the exported spans")
 	return fs
 }
 
@@ -88,6 +92,7 @@ func defaultConfig() config {
 		Sink:         sink.DefaultConfig(),
 		RulesDir:     "detect/rules",
 		Metrics:      "127.0.0.1:9464",
+		OTel:         otelConfig{ServiceName: "watchfloor"},
 		LogLevel:     "info",
 		LogFormat:    "text",
 	}
@@ -191,6 +196,9 @@ func (c *config) validate(withRun bool) error {
 		}
 		if st, err := os.Stat(c.RulesDir); err != nil || !st.IsDir() {
 			errs = append(errs, fmt.Errorf("rules %q must be a directory of Sigma rules", c.RulesDir))
+		}
+		if err := c.OTel.validate(); err != nil {
+			errs = append(errs, err)
 		}
 		if c.Metrics != "" {
 			if _, _, err := net.SplitHostPort(c.Metrics); err != nil {

@@ -171,6 +171,18 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := newTracerProvider(ctx, cfg.OTel, nc.Opts.Name+"@"+hostname())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
+	p.SetTracerProvider(tp)
 
 	var srv *http.Server
 	if cfg.Metrics != "" {
