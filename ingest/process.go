@@ -68,7 +68,7 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 	}
 	m.agency, m.format = agency, format
 
-	_, decode := p.stage(ctx, SpanDecode)
+	decode := p.stage(ctx, SpanDecode)
 	defer decode.End() // ended here unless a dead-letter path returns first
 	switch enc := h.Get(HeaderEncoding); enc {
 	case "", "identity":
@@ -103,7 +103,7 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 
 	decode.End()
 	rules := p.rules.Load().r
-	_, normalizeSpan := p.stage(ctx, SpanNormalize)
+	normalizeSpan := p.stage(ctx, SpanNormalize)
 	dec := f.NewDecoder(normalize.BatchInfo{Received: m.received})
 	idx := 0
 	_ = ForEachLine(payload, func(line []byte) error {
@@ -145,7 +145,7 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 		return nil
 	})
 	normalizeSpan.End()
-	_, detectSpan := p.stage(ctx, SpanDetect)
+	detectSpan := p.stage(ctx, SpanDetect)
 	for i := range out.events {
 		out.findings = rules.Eval(&out.events[i], out.findings)
 	}

@@ -120,16 +120,37 @@ func (p *Pipeline) startBatch(msg jetstream.Msg) (context.Context, trace.Span) {
 		))
 }
 
-// stage starts a child span of the batch span in ctx, or returns a no-op
-// span when the batch is not sampled.
-func (p *Pipeline) stage(ctx context.Context, name string) (context.Context, trace.Span) {
-	if !trace.SpanFromContext(ctx).IsRecording() {
-		return ctx, noopSpan
-	}
-	return p.tracerOrNoop().Start(ctx, name)
+// stageSpan times one processing stage of a batch: a child span of the
+// batch span when the batch is sampled, and always the stage histogram.
+type stageSpan struct {
+	p     *Pipeline
+	name  string
+	span  trace.Span
+	start time.Time
+	done  bool
 }
 
-var noopSpan = trace.SpanFromContext(context.Background())
+// stage starts timing a stage. End it once; later calls do nothing.
+func (p *Pipeline) stage(ctx context.Context, name string) *stageSpan {
+	s := &stageSpan{p: p, name: name, start: p.now()}
+	if trace.SpanFromContext(ctx).IsRecording() {
+		_, s.span = p.tracerOrNoop().Start(ctx, name, trace.WithTimestamp(s.start))
+	}
+	return s
+}
+
+// End ends the stage.
+func (s *stageSpan) End() {
+	if s.done {
+		return
+	}
+	s.done = true
+	end := s.p.now()
+	if s.span != nil {
+		s.span.End(trace.WithTimestamp(end))
+	}
+	s.p.metrics.stage(s.name, end.Sub(s.start))
+}
 
 // finishProcessing ends the processing part of a batch span: it records
 // what the batch became. The span itself ends when the batch is settled.
