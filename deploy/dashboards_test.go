@@ -25,17 +25,17 @@ import (
 
 type dashTarget struct {
 	Datasource struct{ UID string } `json:"datasource"`
-	RawSQL     string              `json:"rawSql"`
-	Expr       string              `json:"expr"`
-	RefID      string              `json:"refId"`
+	RawSQL     string               `json:"rawSql"`
+	Expr       string               `json:"expr"`
+	RefID      string               `json:"refId"`
 }
 
 type dashPanel struct {
-	ID         int                 `json:"id"`
-	Title      string              `json:"title"`
-	Type       string              `json:"type"`
+	ID         int                  `json:"id"`
+	Title      string               `json:"title"`
+	Type       string               `json:"type"`
 	Datasource struct{ UID string } `json:"datasource"`
-	Targets    []dashTarget        `json:"targets"`
+	Targets    []dashTarget         `json:"targets"`
 }
 
 type dashboard struct {
@@ -44,8 +44,8 @@ type dashboard struct {
 	Panels     []dashPanel `json:"panels"`
 	Templating struct {
 		List []struct {
-			Name       string              `json:"name"`
-			Query      string              `json:"query"`
+			Name       string               `json:"name"`
+			Query      string               `json:"query"`
 			Datasource struct{ UID string } `json:"datasource"`
 		} `json:"list"`
 	} `json:"templating"`

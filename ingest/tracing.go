@@ -26,8 +26,8 @@ const TracerName = "github.com/watchfloor/watchfloor/ingest"
 //	├── decode              decompression and header checks
 //	├── normalize           records into events or dead letters
 //	├── detect              rule evaluation over the batch's events
+//	├── publish detections  (only when the flush has detections; before the insert)
 //	├── store               the ClickHouse insert the batch was part of
-//	├── publish detections  (only when the batch raised detections)
 //	└── ack
 //
 // Store, publish and ack are shared by every batch of one flush: each batch

@@ -51,8 +51,8 @@ func embeddedJS(t *testing.T) jetstream.JetStream {
 
 // TestTraceOfOneBatch follows batches from the sensor's publish through
 // every pipeline stage: a traced batch's spans form the tree
-// wfsensor publish → watchfloor batch → decode, normalize, detect, store,
-// publish detections, ack, in that order and inside their parent; an
+// wfsensor publish → watchfloor batch → decode, normalize, detect, publish
+// detections, store, ack, in that order and inside their parent; an
 // untraced batch records nothing in the pipeline.
 func TestTraceOfOneBatch(t *testing.T) {
 	js := embeddedJS(t)
@@ -165,7 +165,7 @@ func TestTraceOfOneBatch(t *testing.T) {
 			children[s.Name] = s
 		}
 	}
-	order := []string{ingest.SpanDecode, ingest.SpanNormalize, ingest.SpanDetect, ingest.SpanStore, ingest.SpanPublish, ingest.SpanAck}
+	order := []string{ingest.SpanDecode, ingest.SpanNormalize, ingest.SpanDetect, ingest.SpanPublish, ingest.SpanStore, ingest.SpanAck}
 	if len(children) != len(order) {
 		t.Errorf("batch span children %v, want %v", keys(children), order)
 	}

@@ -32,6 +32,7 @@ type config struct {
 	RulesDir  string
 	Metrics   string // listen address for /metrics, /healthz, /readyz; "" disables
 	OTel      otelConfig
+	MemLimit  int64 // soft memory limit for the Go runtime in MiB; 0 leaves GOMEMLIMIT / no limit
 	LogLevel  string
 	LogFormat string
 }
@@ -72,6 +73,7 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.IntVar(&cfg.Pipeline.MaxAckPending, "pipeline.max-ack-pending", d.Pipeline.MaxAckPending, "raw batches in flight (delivered, not yet acked) per consumer: bounds memory")
 	fs.DurationVar(&cfg.Pipeline.AckWait, "pipeline.ack-wait", d.Pipeline.AckWait, "redeliver a batch not acked within this time")
 	fs.IntVar(&cfg.Pipeline.FlushRows, "pipeline.flush-rows", d.Pipeline.FlushRows, "rows that trigger a ClickHouse insert")
+	fs.IntVar(&cfg.Pipeline.Flushers, "pipeline.flushers", d.Pipeline.Flushers, "ClickHouse inserts in flight at once (1 to 16); more overlap the insert with filling the next")
 	fs.DurationVar(&cfg.Pipeline.FlushInterval, "pipeline.flush-interval", d.Pipeline.FlushInterval, "longest time rows wait before an insert")
 	fs.DurationVar(&cfg.Pipeline.DrainTimeout, "pipeline.drain-timeout", d.Pipeline.DrainTimeout, "time a shutdown may spend storing in-flight rows")
 	fs.StringVar(&cfg.RulesDir, "rules", d.RulesDir, "directory of Sigma rules (*.yml), loaded at start")
@@ -79,6 +81,7 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.StringVar(&cfg.OTel.Endpoint, "otel.endpoint", "", "OTLP/HTTP endpoint for traces, e.g. http://otel-collector:4318 (path /v1/traces added when absent); empty disables tracing")
 	fs.Float64Var(&cfg.OTel.SampleRatio, "otel.sample-ratio", d.OTel.SampleRatio, "share of batches traced when they arrive without a sampled traceparent (0 to 1); sensors choose with --trace-sample")
 	fs.StringVar(&cfg.OTel.ServiceName, "otel.service-name", d.OTel.ServiceName, "service.name of the exported spans")
+	fs.Int64Var(&cfg.MemLimit, "memory-limit-mib", d.MemLimit, "soft memory limit of the Go runtime in MiB (the GC works harder near it); 0 keeps GOMEMLIMIT or none")
 	return fs
 }
 
@@ -178,6 +181,9 @@ func (c *config) validate(withRun bool) error {
 		if err := c.Streams.Validate(); err != nil {
 			errs = append(errs, err)
 		}
+		if c.Streams.DuplicateWindow <= c.Pipeline.AckWait {
+			errs = append(errs, fmt.Errorf("nats.duplicate-window (%s) must be longer than pipeline.ack-wait (%s): findings republished after a crash would be stored twice", c.Streams.DuplicateWindow, c.Pipeline.AckWait))
+		}
 		if c.NATSURL == "" {
 			if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 				errs = append(errs, fmt.Errorf("nats.listen %q must be host:port: %w", c.NATSListen, err))
@@ -199,6 +205,9 @@ func (c *config) validate(withRun bool) error {
 		}
 		if err := c.OTel.validate(); err != nil {
 			errs = append(errs, err)
+		}
+		if c.MemLimit != 0 && (c.MemLimit < 128 || c.MemLimit > 1<<20) {
+			errs = append(errs, fmt.Errorf("memory-limit-mib must be 0 or between 128 and 1048576, got %d", c.MemLimit))
 		}
 		if c.Metrics != "" {
 			if _, _, err := net.SplitHostPort(c.Metrics); err != nil {

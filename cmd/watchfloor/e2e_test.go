@@ -279,6 +279,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"nats listen", []string{"--nats.listen", "nocolon"}, "nats.listen"},
 		{"rules", []string{"--rules", "/does/not/exist"}, `rules "/does/not/exist" must be a directory`},
 		{"unknown flag", []string{"--no-such-flag"}, "no-such-flag"},
+		{"dup window", []string{"--nats.duplicate-window", "1m", "--pipeline.ack-wait", "2m"}, "nats.duplicate-window (1m0s) must be longer than pipeline.ack-wait"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -106,6 +108,9 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	log := newLogger(stderr, &cfg)
+	if cfg.MemLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemLimit << 20)
+	}
 
 	// Rules first: a broken rule directory should stop start-up at once.
 	rules, err := detect.LoadDir(cfg.RulesDir, detect.DefaultConfig())
@@ -241,6 +246,12 @@ func redactURL(u string) string {
 func serveTelemetry(addr string, reg *prometheus.Registry, p *ingest.Pipeline, s *sink.Sink, nc *nats.Conn, log *slog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Profiles, as Prometheus itself serves them: stacks and counts, no
+	// record data. The listener is loopback unless the operator says otherwise.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
