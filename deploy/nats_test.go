@@ -204,3 +204,72 @@ func TestNATSPermissionsWork(t *testing.T) {
 		t.Errorf("pipeline user: get rule: %v", err)
 	}
 }
+
+// TestBundleCredentialsMatch checks that the compose and Kubernetes bundles
+// log in with users the NATS accounts define, and that each sensor ships for
+// the agency its user may publish: a mismatch would only show as
+// permission errors at run time.
+func TestBundleCredentialsMatch(t *testing.T) {
+	opts, err := server.ProcessConfigFile("nats/nats-1.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	passwords := map[string]string{}
+	for _, u := range opts.Users {
+		passwords[u.Username] = u.Password
+	}
+	flagValue := func(args []string, name string) string {
+		for i, a := range args {
+			if a == name && i+1 < len(args) {
+				return args[i+1]
+			}
+		}
+		return ""
+	}
+	checkSensor := func(where string, args []string, password string) {
+		t.Helper()
+		user, agency := flagValue(args, "--user"), flagValue(args, "--agency")
+		if user != agency+"-sensor" {
+			t.Errorf("%s: sensor for agency %q logs in as %q, whose permissions cover another agency", where, agency, user)
+		}
+		if _, ok := passwords[user]; !ok {
+			t.Errorf("%s: NATS user %q is not defined in nats/accounts.conf", where, user)
+		}
+		if password != "" && passwords[user] != password {
+			t.Errorf("%s: password for %s does not match nats/accounts.conf", where, user)
+		}
+	}
+
+	services := asMap(yamlDocs(t, "compose/compose.yaml")[0]["services"])
+	chPasswords := map[string]bool{}
+	for name, sv := range services {
+		svc := asMap(sv)
+		env := asMap(svc["environment"])
+		if entry := asStrings(svc["entrypoint"]); len(entry) > 0 && strings.HasSuffix(entry[0], "/wfsensor") {
+			checkSensor("compose "+name, asStrings(svc["command"]), toString(env["WFSENSOR_PASSWORD"]))
+		}
+		if u := toString(env["WATCHFLOOR_NATS_USER"]); u != "" {
+			if passwords[u] == "" || passwords[u] != toString(env["WATCHFLOOR_NATS_PASSWORD"]) {
+				t.Errorf("compose %s: NATS user %q or its password does not match nats/accounts.conf", name, u)
+			}
+		}
+		for _, k := range []string{"WATCHFLOOR_CLICKHOUSE_PASSWORD", "CLICKHOUSE_PASSWORD", "WF_CH_PASSWORD"} {
+			if v := toString(env[k]); v != "" {
+				chPasswords[v] = true
+			}
+		}
+	}
+	if len(chPasswords) != 1 {
+		t.Errorf("compose uses %d different ClickHouse passwords for the one watchfloor user, want 1", len(chPasswords))
+	}
+	for _, d := range yamlDocs(t, "k8s/sensor-syslog.yaml") {
+		if d["kind"] != "Deployment" {
+			continue
+		}
+		for _, c := range asMap(asMap(asMap(d["spec"])["template"])["spec"])["containers"].([]any) {
+			checkSensor("k8s/sensor-syslog.yaml", asStrings(asMap(c)["args"]), "")
+		}
+	}
+	vals := envValues(t, "config/wfsensor.env")
+	checkSensor("config/wfsensor.env", strings.Fields(vals["WFSENSOR_ARGS"]), "")
+}
