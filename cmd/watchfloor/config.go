@@ -30,7 +30,8 @@ type config struct {
 	Pipeline  ingest.PipelineConfig
 	Sink      sink.Config
 	RulesDir  string
-	Metrics   string // listen address for /metrics, /healthz, /readyz; "" disables
+	DNS       dnsConfig // threat intel and DNS analytics (dns.go)
+	Metrics   string    // listen address for /metrics, /healthz, /readyz; "" disables
 	OTel      otelConfig
 	MemLimit  int64 // soft memory limit for the Go runtime in MiB; 0 leaves GOMEMLIMIT / no limit
 	LogLevel  string
@@ -77,6 +78,7 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.DurationVar(&cfg.Pipeline.FlushInterval, "pipeline.flush-interval", d.Pipeline.FlushInterval, "longest time rows wait before an insert")
 	fs.DurationVar(&cfg.Pipeline.DrainTimeout, "pipeline.drain-timeout", d.Pipeline.DrainTimeout, "time a shutdown may spend storing in-flight rows")
 	fs.StringVar(&cfg.RulesDir, "rules", d.RulesDir, "directory of Sigma rules (*.yml), loaded at start")
+	dnsFlags(fs, &cfg.DNS, d.DNS)
 	fs.StringVar(&cfg.Metrics, "metrics.listen", d.Metrics, "address for /metrics (Prometheus), /healthz and /readyz; empty disables")
 	fs.StringVar(&cfg.OTel.Endpoint, "otel.endpoint", "", "OTLP/HTTP endpoint for traces, e.g. http://otel-collector:4318 (path /v1/traces added when absent); empty disables tracing")
 	fs.Float64Var(&cfg.OTel.SampleRatio, "otel.sample-ratio", d.OTel.SampleRatio, "share of batches traced when they arrive without a sampled traceparent (0 to 1); sensors choose with --trace-sample")
@@ -94,6 +96,7 @@ func defaultConfig() config {
 		Pipeline:     ingest.DefaultPipelineConfig(),
 		Sink:         sink.DefaultConfig(),
 		RulesDir:     "detect/rules",
+		DNS:          defaultDNSConfig(),
 		Metrics:      "127.0.0.1:9464",
 		OTel:         otelConfig{ServiceName: "watchfloor"},
 		LogLevel:     "info",
@@ -200,6 +203,7 @@ func (c *config) validate(withRun bool) error {
 				errs = append(errs, fmt.Errorf("nats.creds: %w", err))
 			}
 		}
+		errs = append(errs, c.DNS.validate()...)
 		if st, err := os.Stat(c.RulesDir); err != nil || !st.IsDir() {
 			errs = append(errs, fmt.Errorf("rules %q must be a directory of Sigma rules", c.RulesDir))
 		}

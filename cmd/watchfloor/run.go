@@ -118,6 +118,10 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return fmt.Errorf("load rules from %s: %w", cfg.RulesDir, err)
 	}
 	log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len())
+	dnsDet, err := newDNSDetection(cfg.DNS, log)
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -171,7 +175,12 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 
-	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, rules,
+	if err := dnsDet.connect(ctx, js, cfg.Streams.Replicas); err != nil {
+		return err
+	}
+	defer dnsDet.startReload(ctx)()
+
+	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, dnsDet.rules(rules),
 		&ingest.JetStreamFindings{JS: js}, metrics, log)
 	if err != nil {
 		return err
