@@ -257,6 +257,9 @@ type Finding struct {
 	SeverityID   uint8
 	EventClass   uint32
 	Tags         []string
+	Techniques   []string // ATT&CK technique ids from attack.tNNNN tags ("T1059.001")
+	Matched      []string // Sigma fields whose values matched ("keywords" for a keyword search)
+	EventIDs     []ID     // correlation findings: the events that made up the match, oldest first
 }
 
 // SeverityForLevel maps a Sigma level to an OCSF severity_id.

@@ -9,6 +9,7 @@
 //	watchfloor query    named queries and read-only SQL for analysts
 //	watchfloor tenant   per-agency analyst logins
 //	watchfloor retention drop partitions past their retention
+//	watchfloor rules check DIR  compile every Sigma rule under DIR and report
 //	watchfloor version  print the version
 package main
 
@@ -51,6 +52,7 @@ Usage:
   watchfloor query NAME|SQL    named queries (top-domains, detections, event ID, ...) or read-only SQL
   watchfloor tenant add AGENCY create an agency's read-only analyst login (and service-analyst)
   watchfloor retention         drop partitions older than their table's retention
+  watchfloor rules check DIR   compile every Sigma rule under DIR, report failures
   watchfloor version           print the version
 
 Every flag can also be set from the environment: --clickhouse.addr is
@@ -76,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdTenant(ctx, args[1:], getenv, stdout, stderr)
 	case "retention":
 		return cmdRetention(ctx, args[1:], getenv, stdout, stderr)
+	case "rules":
+		return cmdRules(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "watchfloor", version)
 		return nil
@@ -84,5 +88,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	fmt.Fprint(stderr, topUsage)
-	return usageError{fmt.Errorf("unknown command %q: want run, migrate, ddl, query, tenant, retention or version", args[0])}
+	return usageError{fmt.Errorf("unknown command %q: want run, migrate, ddl, query, tenant, retention, rules or version", args[0])}
 }
