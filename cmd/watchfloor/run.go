@@ -245,6 +245,17 @@ func connectNATS(url string, cfg *config, log *slog.Logger) (*nats.Conn, error) 
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+		// Asynchronous errors (permission violations, a slow consumer
+		// dropping deliveries after a failover) would otherwise go to
+		// stderr unstructured. Dropped deliveries are redelivered after
+		// --pipeline.ack-wait.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Warn("nats async error", "subject", subject, "err", err)
+		}),
 	}
 	if cfg.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
