@@ -2,8 +2,11 @@ package normalize
 
 // builtinFormats lists the formats registered by Builtin.
 func builtinFormats() []Format {
-	return []Format{
+	f := []Format{
 		ZeekDNS(),
 		Syslog(),
+		Zeek(),
 	}
+	f = append(f, ZeekLogs()...)
+	return f
 }

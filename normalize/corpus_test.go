@@ -1,0 +1,83 @@
+package normalize
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// corpusCase is one format run over files of the shared corpus, with the
+// counts it must produce: records (non-directive lines), and how many of
+// them are dead letters (decoder errors).
+type corpusCase struct {
+	format  string
+	glob    string // relative to corpusDir
+	records int
+	dead    int
+}
+
+var corpusCases = []corpusCase{
+	{"zeek", "zeek_json/*.log", 283, 0},
+	// zeek_baseline_* are btest baselines whose 57 rows carry the
+	// canonicalised ts "XXXXXXXXXX.XXXXXX": dead letters, rightly.
+	{"zeek", "zeek_tsv/zat_*.log", 741, 0},
+	{"zeek", "zeek_tsv/zeek_baseline_*.log", 57, 57},
+}
+
+// TestCorpus runs every format over its shared-corpus files and checks the
+// record and dead-letter counts; -v prints the per-format table.
+func TestCorpus(t *testing.T) {
+	if _, err := os.Stat(corpusDir); err != nil {
+		t.Skipf("shared corpus %s not present; skipping", corpusDir)
+	}
+	reg := Builtin()
+	var table []string
+	for _, c := range corpusCases {
+		f, ok := reg.Lookup(c.format)
+		if !ok {
+			t.Errorf("format %q not registered", c.format)
+			continue
+		}
+		files, err := filepath.Glob(filepath.Join(corpusDir, c.glob))
+		if err != nil || len(files) == 0 {
+			t.Errorf("%s: no corpus files match: %v", c.glob, err)
+			continue
+		}
+		records, dead := 0, 0
+		reasons := map[string]int{}
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range decodeLines(t, *f, BatchInfo{Received: goldenReceived}, data) {
+				records++
+				if r.Error != "" {
+					dead++
+					reason := r.Error
+					if len(reason) > 90 {
+						reason = reason[:90]
+					}
+					reasons[fmt.Sprintf("%s:%d: %s", filepath.Base(file), r.Line, reason)]++
+				}
+			}
+		}
+		table = append(table, fmt.Sprintf("| %-14s | %-40s | %6d | %6d | %4d |", c.format, c.glob, records, records-dead, dead))
+		if records != c.records || dead != c.dead {
+			keys := make([]string, 0, len(reasons))
+			for k := range reasons {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			if len(keys) > 20 {
+				keys = keys[:20]
+			}
+			t.Errorf("%s over %s: got %d records, %d dead letters; want %d, %d. First errors:\n%s",
+				c.format, c.glob, records, dead, c.records, c.dead, strings.Join(keys, "\n"))
+		}
+	}
+	t.Logf("\n| format         | files                                    | records | parsed | dead |\n%s", strings.Join(table, "\n"))
+}
