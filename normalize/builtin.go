@@ -6,6 +6,7 @@ func builtinFormats() []Format {
 		ZeekDNS(),
 		Syslog(),
 		Zeek(),
+		SuricataEVE(),
 	}
 	f = append(f, ZeekLogs()...)
 	return f

@@ -25,6 +25,8 @@ var corpusCases = []corpusCase{
 	// canonicalised ts "XXXXXXXXXX.XXXXXX": dead letters, rightly.
 	{"zeek", "zeek_tsv/zat_*.log", 741, 0},
 	{"zeek", "zeek_tsv/zeek_baseline_*.log", 57, 57},
+	{"suricata_eve", "suricata_eve/*.json", 267, 0},
+	{"suricata_eve", "suricata_eve/*.log", 11, 0},
 }
 
 // TestCorpus runs every format over its shared-corpus files and checks the

@@ -101,3 +101,5 @@ func fuzzFormat(t *testing.T, format Format, data []byte) {
 		}
 	}
 }
+
+func bytesContains(b []byte, s string) bool { return bytes.Contains(b, []byte(s)) }

@@ -31,12 +31,22 @@ const (
 type jsonFlattener struct {
 	names  map[[2]string]string
 	fields []flatField
+	// last caches the dotted name built at each nested-name position of
+	// the previous record: records of one kind repeat their layout, so most
+	// look-ups are two short string compares instead of a map probe.
+	last []nameSlot
+	pos  int
 }
+
+type nameSlot struct{ prefix, key, name string }
+
+const maxNameSlots = 512
 
 // flatten parses s, which must be one JSON object, into f.fields (replacing
 // what the previous call left). JSON null values are left out (unset).
 func (f *jsonFlattener) flatten(s string) error {
 	f.fields = f.fields[:0]
+	f.pos = 0
 	p := jsonScanner{s: s}
 	if err := f.object(&p, "", 0); err != nil {
 		return err
@@ -51,6 +61,25 @@ func (f *jsonFlattener) name(prefix, key string) string {
 	if prefix == "" {
 		return key
 	}
+	pos := f.pos
+	f.pos++
+	if pos < len(f.last) {
+		if sl := &f.last[pos]; sl.prefix == prefix && sl.key == key {
+			return sl.name
+		}
+	}
+	n := f.lookup(prefix, key)
+	switch {
+	case pos < len(f.last):
+		f.last[pos] = nameSlot{prefix: n[:len(prefix)], key: n[len(prefix)+1:], name: n}
+	case pos == len(f.last) && pos < maxNameSlots:
+		f.last = append(f.last, nameSlot{prefix: n[:len(prefix)], key: n[len(prefix)+1:], name: n})
+	}
+	return n
+}
+
+// lookup returns the interned prefix+"."+key.
+func (f *jsonFlattener) lookup(prefix, key string) string {
 	k := [2]string{prefix, key}
 	if n, ok := f.names[k]; ok {
 		return n
