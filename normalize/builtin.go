@@ -7,6 +7,8 @@ func builtinFormats() []Format {
 		Syslog(),
 		Zeek(),
 		SuricataEVE(),
+		CEF(),
+		LEEF(),
 	}
 	f = append(f, ZeekLogs()...)
 	return f
