@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // corpusCase is one format run over files of the shared corpus, with the
@@ -17,16 +19,23 @@ type corpusCase struct {
 	glob    string // relative to corpusDir
 	records int
 	dead    int
+	// classes, when set, counts parsed events per class_uid.
+	classes map[uint32]int
 }
 
 var corpusCases = []corpusCase{
-	{"zeek", "zeek_json/*.log", 283, 0},
+	{"zeek", "zeek_json/*.log", 283, 0, nil},
 	// zeek_baseline_* are btest baselines whose 57 rows carry the
 	// canonicalised ts "XXXXXXXXXX.XXXXXX": dead letters, rightly.
-	{"zeek", "zeek_tsv/zat_*.log", 741, 0},
-	{"zeek", "zeek_tsv/zeek_baseline_*.log", 57, 57},
-	{"suricata_eve", "suricata_eve/*.json", 267, 0},
-	{"suricata_eve", "suricata_eve/*.log", 11, 0},
+	{"zeek", "zeek_tsv/zat_*.log", 741, 0, nil},
+	{"zeek", "zeek_tsv/zeek_baseline_*.log", 57, 57, nil},
+	{"suricata_eve", "suricata_eve/*.json", 267, 0, nil},
+	{"suricata_eve", "suricata_eve/*.log", 11, 0, nil},
+	// 1132 = the lines grep -cE finds for Accepted/Failed <method> for, Invalid user,
+	// pam_unix(*:auth): authentication failure and pam_unix(*:session) open/close.
+	{"syslog", "linux_auth_sshd/*.log", 2000, 0, map[uint32]int{0: 868, 3002: 1132}},
+	{"syslog", "syslog_rfc3164/*.log", 2002, 0, nil},
+	{"syslog", "syslog_rfc5424/*.log", 2, 0, nil},
 }
 
 // TestCorpus runs every format over its shared-corpus files and checks the
@@ -50,6 +59,7 @@ func TestCorpus(t *testing.T) {
 		}
 		records, dead := 0, 0
 		reasons := map[string]int{}
+		classes := map[uint32]int{}
 		for _, file := range files {
 			data, err := os.ReadFile(file)
 			if err != nil {
@@ -57,6 +67,9 @@ func TestCorpus(t *testing.T) {
 			}
 			for _, r := range decodeLines(t, *f, BatchInfo{Received: goldenReceived}, data) {
 				records++
+				if r.Event != nil {
+					classes[r.Event.ClassUID]++
+				}
 				if r.Error != "" {
 					dead++
 					reason := r.Error
@@ -68,6 +81,11 @@ func TestCorpus(t *testing.T) {
 			}
 		}
 		table = append(table, fmt.Sprintf("| %-14s | %-40s | %6d | %6d | %4d |", c.format, c.glob, records, records-dead, dead))
+		if c.classes != nil {
+			if diff := cmp.Diff(c.classes, classes); diff != "" {
+				t.Errorf("%s over %s: events per class mismatch (-want +got):\n%s", c.format, c.glob, diff)
+			}
+		}
 		if records != c.records || dead != c.dead {
 			keys := make([]string, 0, len(reasons))
 			for k := range reasons {
