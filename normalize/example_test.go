@@ -58,3 +58,17 @@ func ExampleSyslog() {
 	// Accepted publickey for ops
 	// parse syslog: no timestamp at start of "not a syslog line": unknown month
 }
+
+func ExampleDetect() {
+	sample := [][]byte{
+		[]byte(`{"timestamp":"2017-01-30T16:12:27.008407+0100","event_type":"dns","src_ip":"172.17.0.2","dns":{"type":"query","rrname":"example.com","rrtype":"A"}}`),
+		[]byte(`{"timestamp":"2017-01-30T16:12:29.951412+0100","event_type":"flow","src_ip":"172.17.0.2","dest_ip":"151.101.12.204"}`),
+	}
+	d, err := normalize.Detect(sample)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("%s %.0f%%\n", d.Format, d.Confidence*100)
+	// Output: suricata_eve 100%
+}
