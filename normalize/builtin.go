@@ -9,6 +9,7 @@ func builtinFormats() []Format {
 		SuricataEVE(),
 		CEF(),
 		LEEF(),
+		WinEventJSON(),
 	}
 	f = append(f, ZeekLogs()...)
 	return f
