@@ -10,6 +10,7 @@ func builtinFormats() []Format {
 		CEF(),
 		LEEF(),
 		WinEventJSON(),
+		Auditd(),
 	}
 	f = append(f, ZeekLogs()...)
 	return f

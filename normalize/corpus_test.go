@@ -36,6 +36,7 @@ var corpusCases = []corpusCase{
 	{"syslog", "linux_auth_sshd/*.log", 2000, 0, map[uint32]int{0: 868, 3002: 1132}},
 	{"syslog", "syslog_rfc3164/*.log", 2002, 0, nil},
 	{"syslog", "syslog_rfc5424/*.log", 2, 0, nil},
+	{"auditd", "auditd/*.log", 47, 0, map[uint32]int{0: 45, 1007: 2}},
 	// Expected classes counted independently (a script over Channel/EventID).
 	{"winevent_json", "windows_evtx_json_nxlog/*.json", 484, 0, map[uint32]int{0: 55, 4001: 9, 1007: 249, 201002: 58, 201001: 46, 1005: 59, 4003: 1, 1001: 7}},
 	{"winevent_json", "windows_eventchannel_json_wazuh/*.ndjson", 97, 0, map[uint32]int{1007: 48, 4001: 7, 1001: 18, 201002: 6, 1005: 4, 0: 7, 3001: 2, 3002: 5}},
