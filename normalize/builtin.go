@@ -11,6 +11,9 @@ func builtinFormats() []Format {
 		LEEF(),
 		WinEventJSON(),
 		Auditd(),
+		Fortinet(),
+		Squid(),
+		CiscoASA(),
 	}
 	f = append(f, ZeekLogs()...)
 	return f

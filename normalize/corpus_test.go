@@ -37,6 +37,13 @@ var corpusCases = []corpusCase{
 	{"syslog", "syslog_rfc3164/*.log", 2002, 0, nil},
 	{"syslog", "syslog_rfc5424/*.log", 2, 0, nil},
 	{"auditd", "auditd/*.log", 47, 0, map[uint32]int{0: 45, 1007: 2}},
+	{"fortinet", "fw_fortinet/*.log", 43, 0, nil},
+	{"cisco_asa", "fw_cisco_asa/*.log", 109, 0, nil},
+	{"squid", "proxy_squid/*.log", 2, 0, nil},
+	// fw_other mixes 24 iptables kernel lines (Network Activity) and other
+	// syslog lines with Sophos/SonicWall key=value and PRI-less RFC 5424
+	// lines that no registered format reads: 27 dead letters.
+	{"syslog", "fw_other/*.log", 62, 27, map[uint32]int{0: 11, 4001: 24}},
 	// Expected classes counted independently (a script over Channel/EventID).
 	{"winevent_json", "windows_evtx_json_nxlog/*.json", 484, 0, map[uint32]int{0: 55, 4001: 9, 1007: 249, 201002: 58, 201001: 46, 1005: 59, 4003: 1, 1001: 7}},
 	{"winevent_json", "windows_eventchannel_json_wazuh/*.ndjson", 97, 0, map[uint32]int{1007: 48, 4001: 7, 1001: 18, 201002: 6, 1005: 4, 0: 7, 3001: 2, 3002: 5}},

@@ -37,7 +37,9 @@ import (
 // user" become Authentication 3002 (activity 1 Logon or 2 Logoff, status_id
 // 1 Success or 2 Failure, user.name, src_endpoint.ip); sudo "<user> : TTY=
 // ; PWD= ; USER= ; COMMAND=" becomes Process Activity 1007 Launch with the
-// command line; a body that starts with "CEF:" or "LEEF:" is mapped as in
+// command line; a kernel netfilter LOG line (SRC= DST= PROTO=) becomes
+// Network Activity 4001 (5 Refuse when its prefix says DROP/REJECT/DENY/
+// BLOCK, else 6 Traffic); a body that starts with "CEF:" or "LEEF:" is mapped as in
 // format cef (a broken one keeps the syslog event and says why in
 // unmapped cef.parse_error). A record that is not syslog (no PRI-less 3164 timestamp, bad
 // PRI, bad 5424 header) is an error. Embedded newlines arrive as "#012"

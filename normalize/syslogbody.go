@@ -31,6 +31,8 @@ func (d *syslogDecoder) body(ev *schemas.Event) {
 		sshdBody(msg, ev)
 	case "sudo":
 		sudoBody(msg, ev)
+	case "kernel":
+		netfilterBody(msg, ev)
 	}
 }
 
