@@ -14,6 +14,8 @@ func builtinFormats() []Format {
 		Fortinet(),
 		Squid(),
 		CiscoASA(),
+		// DNS resolver logs (dns*.go, bind.go, unbound.go, coredns.go, windns.go).
+		BindQuery(), InfobloxNIOS(), Unbound(), Dnsmasq(), CoreDNS(), WindowsDNS(), Dnstap(),
 	}
 	f = append(f, ZeekLogs()...)
 	return f

@@ -138,6 +138,27 @@ func guessLine(l []byte) string {
 	case bytes.HasPrefix(l, []byte("type=")) && has(" msg=audit("):
 		return "auditd"
 	}
+	// Firewalls, proxies and DNS resolver logs, before generic syslog.
+	switch {
+	case has("%ASA-") || has("%FTD-") || has("%PIX-") || has("%FWSM-"):
+		return "cisco_asa"
+	case has("date=") && (has(" devname=") || has(" logid=") || has(" log_id=")):
+		return "fortinet"
+	case l[0] >= '1' && l[0] <= '9' && (has(" TCP_") || has(" UDP_") || has(" NONE/") || has(" TAG_NONE")):
+		return "squid"
+	case has(" response: ") && has(" query: ") && has("named["):
+		return "infoblox_nios"
+	case has(" query: ") && has(" IN "):
+		return "bind_query"
+	case has(" unbound[") || bytes.HasPrefix(l, []byte("[")) && has("unbound["):
+		return "unbound"
+	case has("dnsmasq["):
+		return "dnsmasq"
+	case has("[INFO] ") && has(` IN `) && has(`" `):
+		return "coredns"
+	case has(" PACKET ") && has(" UDP ") || bytes.HasPrefix(l, []byte("DNS Server log file")):
+		return "windows_dns"
+	}
 	if has(" CEF:") || has(":CEF:") {
 		return "cef"
 	}

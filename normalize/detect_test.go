@@ -9,15 +9,28 @@ import (
 
 func TestDetect(t *testing.T) {
 	tests := []struct {
-		name string
-		file string
-		want string
+		name  string
+		file  string
+		want  string
+		first int // lines to use, 0 for all (skip deliberately bad tails)
 	}{
-		{"zeek tsv", "testdata/zeeklogs/tsv_conn.log", "zeek"},
-		{"zeek json", "testdata/zeeklogs/json_http.log", "zeek"},
-		{"zeek dns tsv", "testdata/zeek/zat_dns.log", "zeek"},
-		{"suricata", "testdata/suricata/surevego_eve.json", "suricata_eve"},
-		{"syslog", "testdata/syslog/handwritten.log", "syslog"},
+		{"zeek tsv", "testdata/zeeklogs/tsv_conn.log", "zeek", 0},
+		{"zeek json", "testdata/zeeklogs/json_http.log", "zeek", 0},
+		{"zeek dns tsv", "testdata/zeek/zat_dns.log", "zeek", 0},
+		{"suricata", "testdata/suricata/surevego_eve.json", "suricata_eve", 0},
+		{"syslog", "testdata/syslog/handwritten.log", "syslog", 0},
+		{"winevent", "testdata/winevent/otrf_nxlog.json", "winevent_json", 0},
+		{"auditd", "testdata/auditd/otrf_arp_cache.log", "auditd", 0},
+		{"fortinet", "testdata/firewall/fortinet.log", "fortinet", 0},
+		{"cisco asa", "testdata/firewall/cisco_asa.log", "cisco_asa", 0},
+		{"squid", "testdata/firewall/squid.log", "squid", 0},
+		{"cef", "testdata/cef/handwritten.log", "cef", 3},
+		{"leef", "testdata/cef/handwritten.log", "leef", 7},
+		{"bind", "testdata/dns/bind_query_doc.log", "bind_query", 0},
+		{"unbound", "testdata/dns/unbound_doc.log", "unbound", 0},
+		{"dnsmasq", "testdata/dns/dnsmasq_doc.log", "dnsmasq", 0},
+		{"coredns", "testdata/dns/coredns_doc.log", "coredns", 0},
+		{"infoblox", "testdata/dns/infoblox_nios_doc.log", "infoblox_nios", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -25,7 +38,11 @@ func TestDetect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := Detect(bytes.Split(data, []byte("\n")))
+			lines := bytes.Split(data, []byte("\n"))
+			if tt.first > 0 {
+				lines = lines[:tt.first]
+			}
+			got, err := Detect(lines)
 			if err != nil {
 				t.Fatal(err)
 			}
