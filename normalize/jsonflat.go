@@ -29,6 +29,7 @@ const (
 // the (prefix, key) pair, looked up without building the string).
 // A jsonFlattener is not safe for concurrent use.
 type jsonFlattener struct {
+	arena  byteArena
 	names  map[[2]string]string
 	fields []flatField
 	// last caches the dotted name built at each nested-name position of
@@ -47,7 +48,7 @@ const maxNameSlots = 512
 func (f *jsonFlattener) flatten(s string) error {
 	f.fields = f.fields[:0]
 	f.pos = 0
-	p := jsonScanner{s: s}
+	p := jsonScanner{s: s, arena: &f.arena}
 	if err := f.object(&p, "", 0); err != nil {
 		return err
 	}

@@ -72,7 +72,7 @@ func (d *eveDecoder) Record(rec []byte, ev *schemas.Event) error {
 	if len(rec) == 0 {
 		return errors.New("parse suricata eve: empty record")
 	}
-	ev.Raw = string(rec)
+	ev.Raw = d.flat.arena.copy(rec)
 	if err := d.flat.flatten(ev.Raw); err != nil {
 		return fmt.Errorf("parse suricata eve: %w", err)
 	}

@@ -104,7 +104,7 @@ func (d *winDecoder) Record(rec []byte, ev *schemas.Event) error {
 	if len(rec) == 0 {
 		return errors.New("parse winevent json: empty record")
 	}
-	ev.Raw = string(rec)
+	ev.Raw = d.flat.arena.copy(rec)
 	if err := d.flat.flatten(ev.Raw); err != nil {
 		return fmt.Errorf("parse winevent json: %w", err)
 	}

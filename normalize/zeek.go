@@ -111,7 +111,7 @@ func (d *zeekDecoder) Record(rec []byte, ev *schemas.Event) error {
 		return errors.New("parse zeek: empty record")
 	}
 	json := rec[0] == '{'
-	ev.Raw = string(rec)
+	ev.Raw = d.flat.arena.copy(rec)
 	if json {
 		if err := d.flat.flatten(ev.Raw); err != nil {
 			return fmt.Errorf("parse zeek json: %w", err)
