@@ -14,6 +14,7 @@ func builtinFormats() []Format {
 		Fortinet(),
 		Squid(),
 		CiscoASA(),
+		PaloAlto(),
 		// DNS resolver logs (dns*.go, bind.go, unbound.go, coredns.go, windns.go).
 		BindQuery(), InfobloxNIOS(), Unbound(), Dnsmasq(), CoreDNS(), WindowsDNS(), Dnstap(),
 	}

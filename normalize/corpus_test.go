@@ -45,11 +45,9 @@ var corpusCases = []corpusCase{
 	{"cef", "cef_leef/*.log", 40, 29, nil},
 	{"fortinet", "fw_fortinet/*.log", 43, 0, nil},
 	{"auto", "fw_other/*.log", 62, 27, nil},
-	// Snare and Palo Alto have no parser of their own yet: as syslog, Snare
-	// lines are Base Events; 3 Palo Alto test lines are not syslog ("May 00",
-	// or no header at all).
+	// Snare has no parser of its own yet: as syslog its lines are Base Events.
 	{"syslog", "windows_snare_syslog/*.data", 282, 0, nil},
-	{"syslog", "fw_paloalto/*.log", 12, 3, nil},
+	{"paloalto", "fw_paloalto/*.log", 12, 0, nil},
 	{"cisco_asa", "fw_cisco_asa/*.log", 109, 0, nil},
 	{"squid", "proxy_squid/*.log", 2, 0, nil},
 	// fw_other mixes 24 iptables kernel lines (Network Activity) and other

@@ -144,6 +144,8 @@ func guessLine(l []byte) string {
 		return "cisco_asa"
 	case has("date=") && (has(" devname=") || has(" logid=") || has(" log_id=")):
 		return "fortinet"
+	case has(",TRAFFIC,") || has(",THREAT,") || has(",SYSTEM,") && has(",general,") || has(",CONFIG,"):
+		return "paloalto"
 	case l[0] >= '1' && l[0] <= '9' && (has(" TCP_") || has(" UDP_") || has(" NONE/") || has(" TAG_NONE")):
 		return "squid"
 	case has(" response: ") && has(" query: ") && has("named["):

@@ -24,6 +24,7 @@ func TestDetect(t *testing.T) {
 		{"fortinet", "testdata/firewall/fortinet.log", "fortinet", 0},
 		{"cisco asa", "testdata/firewall/cisco_asa.log", "cisco_asa", 0},
 		{"squid", "testdata/firewall/squid.log", "squid", 0},
+		{"paloalto", "testdata/firewall/paloalto.log", "paloalto", 6},
 		{"cef", "testdata/cef/handwritten.log", "cef", 3},
 		{"leef", "testdata/cef/handwritten.log", "leef", 7},
 		{"bind", "testdata/dns/bind_query_doc.log", "bind_query", 0},
