@@ -39,7 +39,9 @@ import (
 // ; PWD= ; USER= ; COMMAND=" becomes Process Activity 1007 Launch with the
 // command line; a kernel netfilter LOG line (SRC= DST= PROTO=) becomes
 // Network Activity 4001 (5 Refuse when its prefix says DROP/REJECT/DENY/
-// BLOCK, else 6 Traffic); a body that starts with "CEF:" or "LEEF:" is mapped as in
+// BLOCK, else 6 Traffic); a Snare for Windows body ("MSWinEventLog\t...")
+// gets the Windows names and the class winevent_json gives its EventID
+// (see snareBody); a body that starts with "CEF:" or "LEEF:" is mapped as in
 // format cef (a broken one keeps the syslog event and says why in
 // unmapped cef.parse_error). A record that is not syslog (no PRI-less 3164 timestamp, bad
 // PRI, bad 5424 header) is an error. Embedded newlines arrive as "#012"

@@ -22,6 +22,9 @@ func (d *syslogDecoder) body(ev *schemas.Event) {
 			ev.AddUnmapped("cef.parse_error", err.Error())
 		}
 		return
+	case strings.HasPrefix(msg, "MSWinEventLog\t"):
+		snareBody(msg, ev)
+		return
 	case strings.HasPrefix(msg, "pam_unix("):
 		pamBody(msg, ev)
 		return
