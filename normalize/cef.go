@@ -131,7 +131,7 @@ func cutHeader(s string) (field, rest string, ok bool) {
 		case '|':
 			f := s[:i]
 			if strings.IndexByte(f, '\\') >= 0 {
-				f = strings.NewReplacer(`\|`, "|", `\\`, `\`).Replace(f)
+				f = cefHeaderUnescaper.Replace(f)
 			}
 			return f, s[i+1:], true
 		}
@@ -199,6 +199,8 @@ func (m *cefMapper) cefExtension(s string) error {
 	}
 	return nil
 }
+
+var cefHeaderUnescaper = strings.NewReplacer(`\|`, "|", `\\`, `\`)
 
 var cefUnescaper = strings.NewReplacer(`\=`, "=", `\\`, `\`, `\n`, "\n", `\r`, "\r", `\|`, "|")
 
@@ -445,10 +447,12 @@ func cefTime(v, javaFmt string, received time.Time) (time.Time, error) {
 // javaLayout converts the common tokens of a Java date pattern to a Go
 // layout; fractional seconds (SSS) need no token when parsing.
 func javaLayout(f string) string {
-	r := strings.NewReplacer("yyyy", "2006", "MMM", "Jan", "MM", "01", "dd", "02", "HH", "15",
-		"mm", "04", "ss", "05", ".SSSSSS", "", ".SSS", "", "SSS", "", "Z", "-0700", "z", "MST", "'T'", "T")
-	return r.Replace(f)
+	return javaReplacer.Replace(f)
 }
+
+// javaReplacer is read-only after construction (safe for concurrent use).
+var javaReplacer = strings.NewReplacer("yyyy", "2006", "MMM", "Jan", "MM", "01", "dd", "02", "HH", "15",
+	"mm", "04", "ss", "05", ".SSSSSS", "", ".SSS", "", "SSS", "", "Z", "-0700", "z", "MST", "'T'", "T")
 
 // vendorClass picks the OCSF class of a CEF/LEEF record from its vendor,
 // product and signature/event id. Products not listed are Base Events.
