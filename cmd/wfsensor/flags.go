@@ -41,6 +41,7 @@ type common struct {
 	batchRecords, maxInFlight      int
 	linger, timeout, drain         time.Duration
 	statsEvery                     time.Duration
+	traceSample                    float64
 	compress                       bool
 	logLevel                       string
 
@@ -70,6 +71,7 @@ func newCommon(cmd string, hasFormat bool, usage, examples string) *common {
 	fs.BoolVar(&c.compress, "compress", false, "compress batches with zstd (Content-Encoding: zstd)")
 	fs.DurationVar(&c.timeout, "timeout", d.AckTimeout, "wait this long for a batch's acknowledgement before resending it (100ms to 10m)")
 	fs.DurationVar(&c.drain, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, wait this long for outstanding acknowledgements")
+	fs.Float64Var(&c.traceSample, "trace-sample", 0, "share of batches sent with a sampled W3C traceparent header (0 to 1), so the pipeline traces them end to end")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return c
 }
@@ -144,6 +146,7 @@ var configKeyFlags = []struct{ key, flag string }{
 	{"sensor.ack_timeout", "--timeout"},
 	{"sensor.agency", "--agency"},
 	{"sensor.id", "--sensor-id"},
+	{"sensor.trace_sample", "--trace-sample"},
 }
 
 // config validates the flags and builds the publisher config. format is the
@@ -199,6 +202,7 @@ func (c *common) config(e env) (sensor.Config, *normalize.Format, error) {
 	cfg.MaxInFlight = c.maxInFlight
 	cfg.AckTimeout = c.timeout
 	cfg.Compress = c.compress
+	cfg.TraceSample = c.traceSample
 	if err := cfg.Validate(); err != nil {
 		for _, kf := range configKeyFlags {
 			if strings.HasPrefix(err.Error(), kf.key) {
