@@ -41,6 +41,7 @@ type common struct {
 	batchRecords, maxInFlight      int
 	linger, timeout, drain         time.Duration
 	statsEvery                     time.Duration
+	traceSample                    float64
 	compress                       bool
 	logLevel                       string
 
@@ -61,7 +62,7 @@ func newCommon(cmd string, hasFormat bool, usage, examples string) *common {
 	fs.StringVar(&c.password, "password", "", "NATS password (env "+envPassword+"; prefer the env var, flags show up in ps)")
 	fs.StringVar(&c.agency, "agency", "", "agency token this sensor ships for, [a-z0-9][a-z0-9_-]* (required)")
 	if hasFormat {
-		fs.StringVar(&c.format, "format", "", "format of the lines, a registered parser name (required; see the list below)")
+		fs.StringVar(&c.format, "format", "", "format of the lines, a registered parser name, or auto to detect it per file from its first lines (required; see the list below)")
 	}
 	fs.StringVar(&c.sensorID, "sensor-id", "", "sensor id in Wf-Sensor and Nats-Msg-Id, [A-Za-z0-9._-] (default the host name)")
 	fs.IntVar(&c.batchRecords, "batch-records", d.BatchRecords, "records per batch at most (1 to 100000); a batch also closes near 1 MiB")
@@ -70,6 +71,7 @@ func newCommon(cmd string, hasFormat bool, usage, examples string) *common {
 	fs.BoolVar(&c.compress, "compress", false, "compress batches with zstd (Content-Encoding: zstd)")
 	fs.DurationVar(&c.timeout, "timeout", d.AckTimeout, "wait this long for a batch's acknowledgement before resending it (100ms to 10m)")
 	fs.DurationVar(&c.drain, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, wait this long for outstanding acknowledgements")
+	fs.Float64Var(&c.traceSample, "trace-sample", 0, "share of batches sent with a sampled W3C traceparent header (0 to 1), so the pipeline traces them end to end")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return c
 }
@@ -144,6 +146,7 @@ var configKeyFlags = []struct{ key, flag string }{
 	{"sensor.ack_timeout", "--timeout"},
 	{"sensor.agency", "--agency"},
 	{"sensor.id", "--sensor-id"},
+	{"sensor.trace_sample", "--trace-sample"},
 }
 
 // config validates the flags and builds the publisher config. format is the
@@ -163,8 +166,10 @@ func (c *common) config(e env) (sensor.Config, *normalize.Format, error) {
 			return cfg, nil, usageError{fmt.Errorf("--format is required; accepted values: %s", formatList(reg))}
 		}
 		var ok bool
-		if f, ok = reg.Lookup(c.format); !ok {
-			return cfg, nil, usageError{fmt.Errorf("--format %q is not a registered format; accepted values: %s", c.format, formatList(reg))}
+		if c.format == "auto" {
+			// Resolved per file by detectFormat once the files are known.
+		} else if f, ok = reg.Lookup(c.format); !ok {
+			return cfg, nil, usageError{fmt.Errorf("--format %q is not a registered format; accepted values: auto, %s", c.format, formatList(reg))}
 		}
 	}
 	if c.sensorID == "" {
@@ -197,6 +202,7 @@ func (c *common) config(e env) (sensor.Config, *normalize.Format, error) {
 	cfg.MaxInFlight = c.maxInFlight
 	cfg.AckTimeout = c.timeout
 	cfg.Compress = c.compress
+	cfg.TraceSample = c.traceSample
 	if err := cfg.Validate(); err != nil {
 		for _, kf := range configKeyFlags {
 			if strings.HasPrefix(err.Error(), kf.key) {

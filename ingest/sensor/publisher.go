@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/watchfloor/watchfloor/ingest"
 	"github.com/watchfloor/watchfloor/normalize"
@@ -91,6 +92,7 @@ func (s Stats) Add(o Stats) Stats {
 type batch struct {
 	msg     *nats.Msg
 	records int
+	span    trace.Span // nil unless the batch is traced
 }
 
 // Publisher batches the lines of one source of one (agency, format) and
@@ -132,6 +134,8 @@ type Publisher struct {
 	closed        bool
 	fatal         error
 
+	tracer trace.Tracer // nil: traceparent with fresh ids, no span recorded here
+
 	added, records, batches, bytes, dups, retries, over, failed atomic.Uint64
 	lastWarn                                                    atomic.Int64
 }
@@ -139,7 +143,7 @@ type Publisher struct {
 // NewPublisher returns a Publisher for src. js should be created with
 // jetstream.WithPublishAsyncTimeout (about cfg.AckTimeout) so futures the
 // Publisher stops waiting for are released.
-func NewPublisher(js jetstream.JetStream, cfg Config, src Source, log *slog.Logger) (*Publisher, error) {
+func NewPublisher(js jetstream.JetStream, cfg Config, src Source, log *slog.Logger, opts ...Option) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -172,6 +176,9 @@ func NewPublisher(js jetstream.JetStream, cfg Config, src Source, log *slog.Logg
 		key:     key,
 		slots:   make(chan struct{}, cfg.MaxInFlight),
 		idle:    make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(p)
 	}
 	p.log = log.With("agency", cfg.Agency, "format", src.Format.Name, "source", key)
 	close(p.idle)
@@ -315,6 +322,7 @@ func (p *Publisher) sealLocked() *batch {
 		data = bytes.Clone(p.buf)
 	}
 	b := &batch{msg: &nats.Msg{Subject: p.subject, Header: h, Data: data}, records: p.count}
+	p.traceBatch(b)
 	p.buf = p.buf[:0]
 	p.count = 0
 	p.oversize = p.oversize[:0]
@@ -403,6 +411,7 @@ func (p *Publisher) wait(f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
 
 // settle records the outcome of one batch.
 func (p *Publisher) settle(b *batch, ack *jetstream.PubAck, err error) {
+	endBatchSpan(b, ack, err)
 	if err == nil {
 		p.records.Add(uint64(b.records))
 		p.batches.Add(1)
