@@ -13,12 +13,12 @@ import (
 
 // Config is one benchmark run.
 type Config struct {
-	Watchfloor   string        // path of the watchfloor binary
-	RunArgs      []string      // extra flags for watchfloor run
-	Rules        string        // --rules for the pipeline
-	ClickHouse   string        // native host:port
-	CHPidFile    string        // pid file of the ClickHouse server, for its CPU and RSS
-	Database     string        // created for the run; dropped after it unless KeepDatabase
+	Watchfloor   string   // path of the watchfloor binary
+	RunArgs      []string // extra flags for watchfloor run
+	Rules        string   // --rules for the pipeline
+	ClickHouse   string   // native host:port
+	CHPidFile    string   // pid file of the ClickHouse server, for its CPU and RSS
+	Database     string   // created for the run; dropped after it unless KeepDatabase
 	KeepDatabase bool
 	Agencies     int           // agencies the load is spread over
 	Duration     time.Duration // measured publishing time
@@ -34,10 +34,10 @@ type Config struct {
 
 func defaultConfig() Config {
 	return Config{
-		Watchfloor:   "bin/watchfloor",
-		Rules:        "detect/rules",
-		ClickHouse:   "127.0.0.1:19000",
-		CHPidFile:    ".data/clickhouse/pid",
+		Watchfloor: "bin/watchfloor",
+		Rules:      "detect/rules",
+		ClickHouse: "127.0.0.1:19000",
+		CHPidFile:  ".data/clickhouse/pid",
 		// A database per run: a pipeline still draining from an earlier run
 		// must not write into this one's counts.
 		Database:     "wfbench_" + time.Now().UTC().Format("20060102_150405"),
