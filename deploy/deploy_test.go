@@ -494,3 +494,31 @@ func TestSystemdUnits(t *testing.T) {
 		t.Errorf("wfsensor-syslog.conf should grant CAP_NET_BIND_SERVICE and nothing else")
 	}
 }
+
+// TestComposeConfig asks Compose itself to validate and render the file
+// (`config` needs no engine). It skips when neither docker-compose nor the
+// docker compose plugin is installed.
+func TestComposeConfig(t *testing.T) {
+	var cmd *exec.Cmd
+	if p, err := exec.LookPath("docker-compose"); err == nil {
+		cmd = exec.Command(p, "-p", "watchfloor", "-f", "compose/compose.yaml", "config")
+	} else if p, err := exec.LookPath("docker"); err == nil && exec.Command(p, "compose", "version").Run() == nil {
+		cmd = exec.Command(p, "compose", "-p", "watchfloor", "-f", "compose/compose.yaml", "config")
+	} else {
+		t.Skip("neither docker-compose nor `docker compose` is installed (apt-get install docker-compose); the other compose checks still ran")
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, stderr.String())
+	}
+	var rendered map[string]any
+	if err := yaml.Unmarshal(out, &rendered); err != nil {
+		t.Fatalf("compose config output is not YAML: %v", err)
+	}
+	services, _ := rendered["services"].(map[string]any)
+	if len(services) < 7 {
+		t.Errorf("compose config rendered %d services, want the NATS nodes, ClickHouse, two pipelines, a sensor, Prometheus and Grafana", len(services))
+	}
+}
