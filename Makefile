@@ -59,10 +59,10 @@ test: clickhouse-test vet
 unit:
 	$(GO) test ./...
 
+# Every fuzz target in the module, FUZZTIME each (make fuzz FUZZTIME=10s).
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./normalize -run '^$$' -fuzz FuzzZeekDNS -fuzztime 60s
-	$(GO) test ./normalize -run '^$$' -fuzz FuzzSyslog -fuzztime 60s
-	$(GO) test ./detect -run '^$$' -fuzz FuzzCondition -fuzztime 60s
+	FUZZTIME=$(FUZZTIME) deploy/local/fuzz.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./normalize ./detect ./ingest/... ./bench/...
