@@ -186,6 +186,13 @@ func (r *Result) print(w io.Writer) {
 	fmt.Fprintf(w, "  publish→queryable  p50 %.3fs  p99 %.3fs  max %.3fs  (%d probes)\n", r.Queryable.P50, r.Queryable.P99, r.Queryable.Max, r.Queryable.N)
 	fmt.Fprintf(w, "  publish→detection  p50 %.3fs  p99 %.3fs  max %.3fs  (%d probes, %d without detection)\n", r.Detection.P50, r.Detection.P99, r.Detection.Max, r.Detection.N, r.ProbesLost)
 	fmt.Fprintf(w, "  disk               %.1f bytes per event (active parts of events)\n", r.BytesPerEvent)
+	if st := r.stages(); len(st) > 0 {
+		fmt.Fprintf(w, "  pipeline stages    ")
+		for _, s := range st {
+			fmt.Fprintf(w, "%s %.1fs  ", s.name, s.seconds)
+		}
+		fmt.Fprintf(w, "(summed over workers; store is the serial insert)\n")
+	}
 	for _, p := range r.Processes {
 		fmt.Fprintf(w, "  %-38s cpu %7.1fs (%.2f cores)  peak RSS %6.0f MiB  last %6.0f MiB\n", p.Name, p.CPUSeconds, p.Cores, p.PeakRSSMiB, p.LastRSSMiB)
 	}
@@ -280,3 +287,27 @@ func (b *bar) draw(phase string, elapsed time.Duration, p Point) {
 }
 
 func (b *bar) done() { fmt.Fprintln(b.w) }
+
+type stageTime struct {
+	name    string
+	seconds float64
+}
+
+// stages reads the per-stage time the pipeline exports: decode, normalize
+// and detect from watchfloor.stage.duration, store from flush.duration.
+func (r *Result) stages() []stageTime {
+	var out []stageTime
+	for _, name := range []string{"decode", "normalize", "detect"} {
+		for k, v := range r.PipelineMetrics {
+			if strings.HasPrefix(k, "watchfloor_stage_duration_seconds_sum{") && strings.Contains(k, `stage="`+name+`"`) {
+				out = append(out, stageTime{name, v})
+			}
+		}
+	}
+	for k, v := range r.PipelineMetrics {
+		if strings.HasPrefix(k, "watchfloor_flush_duration_seconds_sum{") {
+			out = append(out, stageTime{"store", v})
+		}
+	}
+	return out
+}
