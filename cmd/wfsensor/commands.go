@@ -205,7 +205,12 @@ func runTail(ctx context.Context, e env, args []string) error {
 	var t tally
 	pubs := make([]*sensor.Publisher, 0, len(files))
 	for _, path := range files {
-		pub, err := sensor.NewPublisher(js, cfg, sensor.Source{Format: format}, log.With("path", path))
+		name, err := sensor.FileKey(path)
+		if err != nil {
+			closeAll(ctx, pubs)
+			return err
+		}
+		pub, err := sensor.NewPublisher(js, cfg, sensor.Source{Format: format, Name: "tail-" + name}, log.With("path", path))
 		if err != nil {
 			closeAll(ctx, pubs)
 			return err
@@ -276,7 +281,7 @@ func runSyslog(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer closeConn()
-	pub, err := sensor.NewPublisher(js, cfg, sensor.Source{Format: format}, log)
+	pub, err := sensor.NewPublisher(js, cfg, sensor.Source{Format: format, Name: "syslog"}, log)
 	if err != nil {
 		return err
 	}
@@ -386,7 +391,8 @@ func logStats(ctx context.Context, log *slog.Logger, t *tally, d time.Duration) 
 		case <-tick.C:
 			s := t.snapshot()
 			log.Info("stats", "records", s.Records, "batches", s.Batches, "retries", s.Retries,
-				"pending_batches", s.Pending, "oversize", s.Oversize, "failed", s.Failed)
+				"pending_batches", s.Pending, "oversize", s.Oversize, "failed", s.Failed,
+				"spooled", s.Spooled, "dropped", s.Dropped)
 		}
 	}
 }

@@ -43,6 +43,8 @@ type common struct {
 	statsEvery                     time.Duration
 	compress                       bool
 	logLevel                       string
+	spool                          sensor.SpoolConfig
+	spoolPolicy                    string
 
 	hasFormat bool
 	usage     string // command synopsis and description
@@ -71,6 +73,11 @@ func newCommon(cmd string, hasFormat bool, usage, examples string) *common {
 	fs.DurationVar(&c.timeout, "timeout", d.AckTimeout, "wait this long for a batch's acknowledgement before resending it (100ms to 10m)")
 	fs.DurationVar(&c.drain, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, wait this long for outstanding acknowledgements")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	sd := sensor.DefaultSpoolConfig()
+	fs.StringVar(&c.spool.Dir, "spool-dir", "", "directory of the on-disk queue: every batch is written there until the stream acknowledges it, so an outage or a restart loses nothing (empty: no spool)")
+	fs.Int64Var(&c.spool.MaxBytes, "spool-max-bytes", sd.MaxBytes, "size limit of each source's spool in bytes")
+	fs.StringVar(&c.spoolPolicy, "spool-policy", string(sd.Policy), "when the spool is full: drop-oldest (logged and counted) or block (reading pauses)")
+	fs.BoolVar(&c.spool.Sync, "spool-sync", false, "fsync every spooled batch (survives power loss; slower)")
 	return c
 }
 
@@ -144,6 +151,8 @@ var configKeyFlags = []struct{ key, flag string }{
 	{"sensor.ack_timeout", "--timeout"},
 	{"sensor.agency", "--agency"},
 	{"sensor.id", "--sensor-id"},
+	{"sensor.spool_max_bytes", "--spool-max-bytes"},
+	{"sensor.spool_policy", "--spool-policy"},
 }
 
 // config validates the flags and builds the publisher config. format is the
@@ -197,6 +206,8 @@ func (c *common) config(e env) (sensor.Config, *normalize.Format, error) {
 	cfg.MaxInFlight = c.maxInFlight
 	cfg.AckTimeout = c.timeout
 	cfg.Compress = c.compress
+	cfg.Spool = c.spool
+	cfg.Spool.Policy = sensor.SpoolPolicy(c.spoolPolicy)
 	if err := cfg.Validate(); err != nil {
 		for _, kf := range configKeyFlags {
 			if strings.HasPrefix(err.Error(), kf.key) {
@@ -336,6 +347,12 @@ func summary(what string, st sensor.Stats, elapsed time.Duration) string {
 		what, st.Records, st.Batches, st.Duplicates, st.Retries, st.Oversize, float64(st.Bytes)/1e6, elapsed.Round(time.Millisecond), rate)
 	if st.Failed > 0 {
 		line += fmt.Sprintf(", %d records NOT sent", st.Failed)
+	}
+	if st.Spooled > 0 {
+		line += fmt.Sprintf(", %d records spooled for the next start", st.Spooled)
+	}
+	if st.Dropped > 0 {
+		line += fmt.Sprintf(", %d records DROPPED (spool full or torn)", st.Dropped)
 	}
 	return line
 }
