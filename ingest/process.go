@@ -52,15 +52,41 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 			p.log.Error("panic while processing a batch", "subject", m.subject, "batch", m.msgID, "panic", r)
 			out.events, out.findings, out.deadLetters = nil, nil, nil
 			out.records = 0
-			p.deadLetterAll(out, &m, payload, fmt.Sprintf("internal error while normalizing: %v", r))
+			var directive func([]byte) bool
+			if f, ok := p.formats.Lookup(m.format); ok {
+				directive = f.Directive
+			}
+			p.deadLetterAll(out, &m, payload, fmt.Sprintf("internal error while normalizing: %v", r), directive)
 		}
 		p.metrics.processed(out)
 	}()
 
+	if md, err := msg.Metadata(); err == nil && md.NumDelivered > uint64(p.cfg.MaxDeliver) {
+		// Earlier deliveries were never settled: the batch probably crashes
+		// or stalls the pipeline. Do not decode it again.
+		out.exceeded = true
+		m.agency, m.format = "_invalid", "_invalid"
+		if a, f, err := ParseRawSubject(m.subject); err == nil {
+			m.agency, m.format = a, f
+		}
+		reason := fmt.Sprintf("exceeded pipeline.max_deliver (%d): delivered %d times without being settled; the batch was not normalized again",
+			p.cfg.MaxDeliver, md.NumDelivered)
+		if enc := h.Get(HeaderEncoding); enc != "" && enc != "identity" {
+			p.deadLetterWhole(out, &m, payload, h.Get(HeaderCount), reason+" (still compressed: the first dead letter keeps the payload's start)")
+			return out
+		}
+		var directive func([]byte) bool
+		if f, ok := p.formats.Lookup(m.format); ok {
+			directive = f.Directive
+		}
+		p.deadLetterAll(out, &m, payload, reason, directive)
+		return out
+	}
+
 	agency, format, err := ParseRawSubject(m.subject)
 	if err != nil {
 		m.agency, m.format = "_invalid", "_invalid"
-		p.deadLetterAll(out, &m, payload, err.Error())
+		p.deadLetterAll(out, &m, payload, err.Error(), nil)
 		return out
 	}
 	m.agency, m.format = agency, format
@@ -84,7 +110,7 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 
 	f, ok := p.formats.Lookup(format)
 	if !ok {
-		p.deadLetterAll(out, &m, payload, fmt.Sprintf("unknown format %q: registered formats are %v", format, p.formats.Names()))
+		p.deadLetterAll(out, &m, payload, fmt.Sprintf("unknown format %q: registered formats are %v", format, p.formats.Names()), nil)
 		return out
 	}
 	oversize, err := ParseOversize(h.Get(HeaderOversize))
@@ -162,9 +188,13 @@ func (m *batchMeta) deadLetter(i int, raw []byte, reason string) schemas.DeadLet
 
 // deadLetterAll turns every record of a batch that cannot be decoded as a
 // whole (bad subject, unknown format) into a dead letter with reason.
-func (p *Pipeline) deadLetterAll(out *processed, m *batchMeta, payload []byte, reason string) {
+// Lines for which directive (if not nil) is true are not records and skipped.
+func (p *Pipeline) deadLetterAll(out *processed, m *batchMeta, payload []byte, reason string, directive func([]byte) bool) {
 	i := 0
 	_ = ForEachLine(payload, func(line []byte) error {
+		if directive != nil && directive(line) {
+			return nil
+		}
 		if len(line) > MaxRecordBytes {
 			line = line[:OversizePrefix]
 		}

@@ -70,6 +70,7 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.IntVar(&cfg.Pipeline.FetchBatch, "pipeline.fetch-batch", d.Pipeline.FetchBatch, "raw batches pulled per request")
 	fs.IntVar(&cfg.Pipeline.MaxAckPending, "pipeline.max-ack-pending", d.Pipeline.MaxAckPending, "raw batches in flight (delivered, not yet acked) per consumer: bounds memory")
 	fs.DurationVar(&cfg.Pipeline.AckWait, "pipeline.ack-wait", d.Pipeline.AckWait, "redeliver a batch not acked within this time")
+	fs.IntVar(&cfg.Pipeline.MaxDeliver, "pipeline.max-deliver", d.Pipeline.MaxDeliver, "a batch delivered more often than this without being settled becomes dead letters (or goes to soc.dlq.<agency>.<format>)")
 	fs.IntVar(&cfg.Pipeline.FlushRows, "pipeline.flush-rows", d.Pipeline.FlushRows, "rows that trigger a ClickHouse insert")
 	fs.DurationVar(&cfg.Pipeline.FlushInterval, "pipeline.flush-interval", d.Pipeline.FlushInterval, "longest time rows wait before an insert")
 	fs.DurationVar(&cfg.Pipeline.DrainTimeout, "pipeline.drain-timeout", d.Pipeline.DrainTimeout, "time a shutdown may spend storing in-flight rows")
