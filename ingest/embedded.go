@@ -17,6 +17,9 @@ type EmbeddedConfig struct {
 	Host     string
 	Port     int   // -1 picks a free port
 	MaxStore int64 // bytes of file storage JetStream may use
+	// Users, when not empty, turns on authorization: only these users
+	// (see Users.ServerUsers) may connect, each with its permissions.
+	Users []*server.User
 }
 
 // Validate reports the first bad setting, naming its key.
@@ -48,6 +51,7 @@ func StartEmbedded(c EmbeddedConfig, log *slog.Logger) (*server.Server, error) {
 		JetStreamMaxMemory: 256 << 20,
 		NoSigs:             true,
 		NoLog:              true,
+		Users:              c.Users,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -24,6 +24,7 @@ type config struct {
 	NATSUser     string
 	NATSPassword string // never logged
 	NATSListen   string // embedded server address
+	NATSUsers    string // users file for the embedded server ("" = no authorization)
 	NATSMaxStore int64
 
 	Streams   ingest.StreamConfig
@@ -60,6 +61,7 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.StringVar(&cfg.NATSUser, "nats.user", "", "NATS user for --nats.url")
 	fs.StringVar(&cfg.NATSPassword, "nats.password", "", "NATS password (prefer WATCHFLOOR_NATS_PASSWORD; never logged)")
 	fs.StringVar(&cfg.NATSListen, "nats.listen", d.NATSListen, "address the embedded NATS server listens on, for sensors (host:port)")
+	fs.StringVar(&cfg.NATSUsers, "nats.users-file", "", "users file from 'watchfloor tenant add': the embedded server then admits only those users, with their permissions")
 	fs.Int64Var(&cfg.NATSMaxStore, "nats.max-store", d.NATSMaxStore, "bytes of disk the embedded JetStream server may use")
 	fs.IntVar(&cfg.Streams.Replicas, "nats.replicas", d.Streams.Replicas, "stream replicas: 1, or 3/5 on a JetStream cluster")
 	fs.Int64Var(&cfg.Streams.RawMaxBytes, "nats.raw-max-bytes", d.Streams.RawMaxBytes, "SOC_RAW size limit in bytes; when full, sensors are pushed back (they spool)")
@@ -73,6 +75,7 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.IntVar(&cfg.Pipeline.MaxDeliver, "pipeline.max-deliver", d.Pipeline.MaxDeliver, "a batch delivered more often than this without being settled becomes dead letters (or goes to soc.dlq.<agency>.<format>)")
 	fs.IntVar(&cfg.Pipeline.FlushRows, "pipeline.flush-rows", d.Pipeline.FlushRows, "rows that trigger a ClickHouse insert")
 	fs.DurationVar(&cfg.Pipeline.FlushInterval, "pipeline.flush-interval", d.Pipeline.FlushInterval, "longest time rows wait before an insert")
+	fs.DurationVar(&cfg.Pipeline.RetryMax, "pipeline.retry-max", d.Pipeline.RetryMax, "ceiling of the back-off between failed ClickHouse writes")
 	fs.DurationVar(&cfg.Pipeline.DrainTimeout, "pipeline.drain-timeout", d.Pipeline.DrainTimeout, "time a shutdown may spend storing in-flight rows")
 	fs.StringVar(&cfg.RulesDir, "rules", d.RulesDir, "directory of Sigma rules (*.yml), loaded at start")
 	fs.StringVar(&cfg.Metrics, "metrics.listen", d.Metrics, "address for /metrics (Prometheus), /healthz and /readyz; empty disables")
@@ -180,6 +183,16 @@ func (c *config) validate(withRun bool) error {
 			}
 			if c.DataDir == "" {
 				errs = append(errs, errors.New("data-dir must be set when --nats.url is empty (the embedded server stores there)"))
+			}
+		}
+		if c.NATSUsers != "" && c.NATSURL != "" {
+			errs = append(errs, errors.New("nats.users-file configures the embedded server; with --nats.url give the external server the block from 'watchfloor tenant add' instead"))
+		}
+		if c.NATSUsers != "" {
+			if _, err := ingest.LoadUsers(c.NATSUsers); err != nil {
+				errs = append(errs, fmt.Errorf("nats.users-file: %w", err))
+			} else if _, err := os.Stat(c.NATSUsers); err != nil {
+				errs = append(errs, fmt.Errorf("nats.users-file: %w", err))
 			}
 		}
 		if c.NATSCreds != "" && c.NATSUser != "" {

@@ -5,6 +5,7 @@
 //
 //	watchfloor run      consume, normalize, detect, store (migrates first)
 //	watchfloor migrate  create or update the ClickHouse schema
+//	watchfloor tenant   create per-agency NATS credentials
 //	watchfloor version  print the version
 package main
 
@@ -43,6 +44,7 @@ const topUsage = `watchfloor is the Watchfloor SOC telemetry pipeline.
 Usage:
   watchfloor run [flags]       consume SOC_RAW, normalize, detect, store in ClickHouse
   watchfloor migrate [flags]   create or update the ClickHouse schema (idempotent)
+  watchfloor tenant add NAME   create NATS credentials for an agency's sensors (see --help)
   watchfloor version           print the version
 
 Every flag can also be set from the environment: --clickhouse.addr is
@@ -60,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdRun(ctx, args[1:], getenv, stdout, stderr)
 	case "migrate":
 		return cmdMigrate(ctx, args[1:], getenv, stdout, stderr)
+	case "tenant":
+		return cmdTenant(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "watchfloor", version)
 		return nil
@@ -68,5 +72,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	fmt.Fprint(stderr, topUsage)
-	return usageError{fmt.Errorf("unknown command %q: want run, migrate or version", args[0])}
+	return usageError{fmt.Errorf("unknown command %q: want run, migrate, tenant or version", args[0])}
 }

@@ -251,6 +251,9 @@ func (c *common) connect(log *slog.Logger) (jetstream.JetStream, func(), error) 
 	opts := []nats.Option{
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 		nats.Name("wfsensor " + c.sensorID),
+		// Replies (PubAcks) come to an inbox only this agency's sensors may
+		// subscribe to (see 'watchfloor tenant add').
+		nats.CustomInboxPrefix(ingest.SensorInboxPrefix(c.agency)),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
