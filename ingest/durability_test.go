@@ -1,15 +1,19 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/watchfloor/watchfloor/detect"
@@ -150,5 +154,62 @@ func waitFor(t *testing.T, d time.Duration, f func() error) {
 			t.Fatal(err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestAgencyFromSubjectOnly: a payload that claims another agency (a field
+// named agency, a spoofed Wf-Sensor header) is stored under the agency of
+// its subject, which the server's permissions bind to the sensor.
+func TestAgencyFromSubjectOnly(t *testing.T) {
+	h := newHarness(t)
+	spoof := []string{
+		`{"ts":1575413122.764317,"uid":"Cspoof1","agency":"agency-b","id.orig_h":"10.0.0.1","id.orig_p":1,"id.resp_h":"10.0.0.2","id.resp_p":53,"proto":"udp","query":"spoof.example","rcode":0}`,
+		`{"ts":1575413122.764318,"uid":"Cspoof2","Agency":"agency-b","_agency":"agency-b","id.orig_h":"10.0.0.1","id.orig_p":1,"id.resp_h":"10.0.0.2","id.resp_p":53,"proto":"udp","query":"spoof2.example","rcode":0}`,
+	}
+	h.publish(t, "agency-a", "zeek_dns", "spoof:1", spoof, map[string]string{"Wf-Agency": "agency-b"})
+	stop := h.run(t)
+	h.waitStored(t, 30*time.Second)
+	stop()
+	if n := h.count(t, "SELECT count() FROM $db.events WHERE agency = 'agency-a'"); n != 2 {
+		t.Errorf("events of agency-a = %d, want 2", n)
+	}
+	if n := h.count(t, "SELECT count() FROM $db.events WHERE agency != 'agency-a'") + h.count(t, "SELECT count() FROM $db.dead_letters WHERE agency != 'agency-a'"); n != 0 {
+		t.Errorf("%d rows stored under another agency than the subject's", n)
+	}
+}
+
+// TestPipelineLimits: client-controlled sizes past their limits become dead
+// letters whose reason names the limit.
+func TestPipelineLimits(t *testing.T) {
+	h := newHarness(t)
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bomb := enc.EncodeAll(bytes.Repeat([]byte("A"), ingest.MaxDecodedBatchBytes+1<<20), nil) // tiny, expands past the limit
+	enc.Close()
+	msg := nats.NewMsg(ingest.RawSubject("agency-a", "syslog"))
+	msg.Data = bomb
+	msg.Header.Set(ingest.HeaderMsgID, "limit:bomb")
+	msg.Header.Set(ingest.HeaderEncoding, "zstd")
+	msg.Header.Set(ingest.HeaderCount, "50000000") // claims far more than a batch may hold
+	if _, err := h.js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	h.sent += ingest.MaxBatchRecords
+
+	many := make([]string, ingest.MaxBatchRecords+3)
+	for i := range many {
+		many[i] = "r" + strconv.Itoa(i) // short: the batch stays under 1 MiB
+	}
+	h.publish(t, "agency-a", "syslog", "limit:many", many, nil)
+	stop := h.run(t)
+	h.waitStored(t, 60*time.Second)
+	stop()
+	if n := h.count(t, "SELECT count() FROM $db.dead_letters WHERE msg_id = 'limit:bomb' AND reason LIKE 'decompressed batch exceeds the limit of 67108864 bytes%'"); n != ingest.MaxBatchRecords {
+		t.Errorf("zstd bomb: %d dead letters naming the limit, want %d (Wf-Count capped)", n, ingest.MaxBatchRecords)
+	}
+	if n := h.count(t, "SELECT count() FROM $db.dead_letters WHERE msg_id = 'limit:many' AND reason LIKE 'batch holds more than 100000 records%'"); n != 3 {
+		t.Errorf("records past ingest.MaxBatchRecords: %d dead letters, want 3", n)
 	}
 }

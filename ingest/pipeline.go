@@ -274,16 +274,49 @@ type processed struct {
 	deadLetters []schemas.DeadLetter
 	redelivered bool
 	records     int
-	exceeded    bool // delivered more than pipeline.max_deliver times: dead letters only
+	exceeded    bool   // delivered more than pipeline.max_deliver times: dead letters only
+	seq         uint64 // stream sequence, 0 if unknown
+}
+
+// seqRing remembers the stream sequences of the last settled messages, so
+// a late second copy of one (redelivered after its ack wait while it sat in
+// the pull buffer) is written with the stored-id check.
+type seqRing struct {
+	ring []uint64
+	next int
+	set  map[uint64]struct{}
+}
+
+func newSeqRing(n int) *seqRing {
+	return &seqRing{ring: make([]uint64, n), set: make(map[uint64]struct{}, n)}
+}
+
+func (r *seqRing) add(seq uint64) {
+	if _, ok := r.set[seq]; ok {
+		return
+	}
+	if old := r.ring[r.next]; old != 0 {
+		delete(r.set, old)
+	}
+	r.ring[r.next] = seq
+	r.next = (r.next + 1) % len(r.ring)
+	r.set[seq] = struct{}{}
+}
+
+func (r *seqRing) has(seq uint64) bool {
+	_, ok := r.set[seq]
+	return ok
 }
 
 // collect owns the pending rows: it flushes them on size or time, and acks
 // the messages they came from only after the store accepted them.
 func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error {
 	var (
-		batch  []*processed
-		rows   sink.Rows
-		oldest time.Time
+		batch   []*processed
+		rows    sink.Rows
+		oldest  time.Time
+		inBatch = map[uint64]struct{}{}
+		recent  = newSeqRing(1 << 16)
 	)
 	tick := time.NewTicker(p.cfg.FlushInterval / 4)
 	defer tick.Stop()
@@ -293,8 +326,12 @@ func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error
 		}
 		err := p.settle(fctx, batch, &rows)
 		for i := range batch {
+			if err == nil && batch[i].seq != 0 {
+				recent.add(batch[i].seq)
+			}
 			batch[i] = nil
 		}
+		clear(inBatch)
 		batch = batch[:0]
 		rows.Reset()
 		return err
@@ -317,6 +354,19 @@ func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error
 			}
 			if len(batch) == 0 {
 				oldest = p.now()
+			}
+			if r.seq != 0 {
+				if _, dup := inBatch[r.seq]; dup {
+					// A second copy of a message already in this flush
+					// (redelivered while the first waited): ack it, store
+					// its rows once.
+					batch = append(batch, &processed{msg: r.msg, seq: r.seq})
+					continue
+				}
+				inBatch[r.seq] = struct{}{}
+				if recent.has(r.seq) {
+					r.redelivered = true
+				}
 			}
 			batch = append(batch, r)
 			rows.Events = append(rows.Events, r.events...)

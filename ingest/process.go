@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -35,6 +36,7 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 	if md, err := msg.Metadata(); err == nil {
 		m.received = md.Timestamp.UTC()
 		out.redelivered = md.NumDelivered > 1
+		out.seq = md.Sequence.Stream
 		m.msgID = fmt.Sprintf("%s:%d", StreamRaw, md.Sequence.Stream)
 	} else {
 		m.received = p.now().UTC()
@@ -100,7 +102,11 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 			dec.Close()
 		}
 		if err != nil {
-			p.deadLetterWhole(out, &m, msg.Data(), h.Get(HeaderCount), fmt.Sprintf("decode zstd batch: %v", err))
+			reason := fmt.Sprintf("decode zstd batch: %v", err)
+			if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+				reason = fmt.Sprintf("decompressed batch exceeds the limit of %d bytes (ingest.MaxDecodedBatchBytes): %v", MaxDecodedBatchBytes, err)
+			}
+			p.deadLetterWhole(out, &m, msg.Data(), h.Get(HeaderCount), reason)
 			return out
 		}
 	default:
@@ -134,6 +140,11 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 		}
 		i := idx
 		idx++
+		if i >= MaxBatchRecords {
+			out.deadLetters = append(out.deadLetters, m.deadLetter(i, line,
+				fmt.Sprintf("batch holds more than %d records (ingest.MaxBatchRecords); record %d is over the limit", MaxBatchRecords, i)))
+			return nil
+		}
 		if size, ok := cut[i]; ok {
 			out.deadLetters = append(out.deadLetters, m.deadLetter(i, line,
 				fmt.Sprintf("record of %d bytes exceeds the sensor limit of %d bytes; the first %d bytes are kept", size, MaxRecordBytes, len(line))))
@@ -209,10 +220,13 @@ func (p *Pipeline) deadLetterAll(out *processed, m *batchMeta, payload []byte, r
 // (a corrupt compressed batch): one dead letter per record the header
 // announced, the first holding the payload, so counts still add up.
 func (p *Pipeline) deadLetterWhole(out *processed, m *batchMeta, payload []byte, count, reason string) {
+	// Wf-Count is client-controlled: bounded, so a small corrupt message
+	// cannot claim millions of rows.
 	n, err := strconv.Atoi(count)
-	if err != nil || n < 1 || n > 1000000 {
+	if err != nil || n < 1 {
 		n = 1
 	}
+	n = min(n, MaxBatchRecords)
 	for i := 0; i < n; i++ {
 		var raw []byte
 		if i == 0 {

@@ -64,6 +64,9 @@ const (
 	MaxRecordBytes = 512 << 10
 	// OversizePrefix is how much of an oversized record is kept.
 	OversizePrefix = 64 << 10
+	// MaxBatchRecords bounds the records of one batch (the sensor's
+	// sensor.batch_records limit); records past it become dead letters.
+	MaxBatchRecords = 100000
 )
 
 // ValidateAgency checks an agency token: [a-z0-9][a-z0-9_-]*, at most 64 bytes.
