@@ -20,7 +20,7 @@ METRICS_LISTEN ?= 127.0.0.1:19464
 
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build run stop test vet unit clickhouse clickhouse-test fuzz bench clean help deps faults
+.PHONY: all build run stop test vet unit clickhouse clickhouse-test fuzz bench bench-e2e clean help deps faults
 
 all: build
 
@@ -75,7 +75,18 @@ fuzz:
 	$(GO) test ./detect -run '^$$' -fuzz FuzzCondition -fuzztime 60s
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./normalize ./detect ./ingest/...
+	$(GO) test -run '^$$' -bench . -benchmem ./normalize ./detect ./ingest/... ./bench/...
+
+# End to end: sensor -> JetStream -> watchfloor run -> ClickHouse, measured.
+#   make bench-e2e E2E_DURATION=60s E2E_RATE=0 E2E_RULES=../shared/corpus/sigma/rules
+E2E_DURATION ?= 60s
+E2E_RATE     ?= 0
+E2E_RULES    ?= detect/rules
+bench-e2e: build clickhouse
+	$(GO) build -o $(BIN)/ ./bench/cmd/wfbench
+	$(BIN)/wfbench --watchfloor $(BIN)/watchfloor --clickhouse 127.0.0.1:$(CH_RUN_TCP) \
+	  --clickhouse-pid-file $(CH_RUN_DIR)/pid --duration $(E2E_DURATION) --rate $(E2E_RATE) \
+	  --rules $(E2E_RULES) --data-dir $(DATA)/wfbench
 
 clean: stop
 	rm -rf $(BIN) $(DATA)

@@ -46,6 +46,7 @@ type PipelineConfig struct {
 	MaxDeliver    int           // a batch delivered more often than this becomes dead letters (it crashes or stalls us)
 	FlushRows     int           // rows that trigger a ClickHouse insert
 	FlushInterval time.Duration // longest wait before an insert of whatever is pending
+	Flushers      int           // inserts in flight at once; the collector fills the next one meanwhile
 	RetryMax      time.Duration // ceiling of the backoff between failed inserts
 	DrainTimeout  time.Duration // how long a shutdown may spend storing what is in flight
 }
@@ -61,6 +62,7 @@ func DefaultPipelineConfig() PipelineConfig {
 		MaxDeliver:    10,
 		FlushRows:     50000,
 		FlushInterval: time.Second,
+		Flushers:      1,
 		RetryMax:      30 * time.Second,
 		DrainTimeout:  60 * time.Second,
 	}
@@ -85,6 +87,8 @@ func (c PipelineConfig) Validate() error {
 		return fmt.Errorf("pipeline.flush_rows must be between 1 and 1000000, got %d", c.FlushRows)
 	case c.FlushInterval < 10*time.Millisecond || c.FlushInterval > c.AckWait/4:
 		return fmt.Errorf("pipeline.flush_interval must be between 10ms and a quarter of pipeline.ack_wait, got %s", c.FlushInterval)
+	case c.Flushers < 1 || c.Flushers > 16:
+		return fmt.Errorf("pipeline.flushers must be between 1 and 16, got %d", c.Flushers)
 	case c.RetryMax < 100*time.Millisecond:
 		return fmt.Errorf("pipeline.retry_max must be at least 100ms, got %s", c.RetryMax)
 	case c.DrainTimeout < time.Second:
@@ -282,6 +286,7 @@ type processed struct {
 // a late second copy of one (redelivered after its ack wait while it sat in
 // the pull buffer) is written with the stored-id check.
 type seqRing struct {
+	mu   sync.Mutex
 	ring []uint64
 	next int
 	set  map[uint64]struct{}
@@ -292,7 +297,9 @@ func newSeqRing(n int) *seqRing {
 }
 
 func (r *seqRing) add(seq uint64) {
-	if _, ok := r.set[seq]; ok {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.set[seq]; ok || seq == 0 {
 		return
 	}
 	if old := r.ring[r.next]; old != 0 {
@@ -304,47 +311,93 @@ func (r *seqRing) add(seq uint64) {
 }
 
 func (r *seqRing) has(seq uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	_, ok := r.set[seq]
 	return ok
 }
 
-// collect owns the pending rows: it flushes them on size or time, and acks
-// the messages they came from only after the store accepted them.
+// flushJob is one insert: the messages and the rows they produced.
+type flushJob struct {
+	batch []*processed
+	rows  *sink.Rows
+}
+
+// collect owns the pending rows: it cuts them into flushes on size or time
+// and hands each to one of cfg.Flushers settling goroutines, which ack the
+// messages only after the store accepted their rows. The hand-off is
+// unbuffered, so when every flusher is busy the collector blocks, results
+// back up into the workers and the consumer's MaxAckPending bounds the rest:
+// at most Flushers+1 flushes of rows are in memory.
+//
+// Acks of different flushes may land in any order: each message is acked on
+// its own (AckExplicit), never cumulatively.
 func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error {
+	// Flushes in progress when ctx ends get DrainTimeout more to finish.
+	fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer fcancel()
+	stopDrainClock := context.AfterFunc(ctx, func() { time.AfterFunc(p.cfg.DrainTimeout, fcancel) })
+	defer stopDrainClock()
+
+	jobs := make(chan flushJob)
+	free := make(chan *sink.Rows, p.cfg.Flushers+1)
+	for range p.cfg.Flushers + 1 {
+		free <- new(sink.Rows)
+	}
+	var flushers conc.WaitGroup
+	var errOnce sync.Once
+	var flushErr error
+	recent := newSeqRing(1 << 16)
+	for range p.cfg.Flushers {
+		flushers.Go(func() {
+			for j := range jobs {
+				if err := p.settle(fctx, j.batch, j.rows); err != nil {
+					// Only a context that ended stops settle; the messages
+					// stay unacked and are redelivered.
+					errOnce.Do(func() { flushErr = err })
+				} else {
+					for _, r := range j.batch {
+						recent.add(r.seq)
+					}
+				}
+				j.rows.Reset()
+				free <- j.rows
+			}
+		})
+	}
+	stopFlushers := sync.OnceFunc(func() {
+		close(jobs)
+		flushers.Wait()
+	})
+	defer stopFlushers()
+
 	var (
 		batch   []*processed
-		rows    sink.Rows
+		rows    = <-free
 		oldest  time.Time
 		inBatch = map[uint64]struct{}{}
-		recent  = newSeqRing(1 << 16)
 	)
 	tick := time.NewTicker(p.cfg.FlushInterval / 4)
 	defer tick.Stop()
-	flush := func(fctx context.Context) error {
+	flush := func() {
 		if len(batch) == 0 {
-			return nil
+			return
 		}
-		err := p.settle(fctx, batch, &rows)
-		for i := range batch {
-			if err == nil && batch[i].seq != 0 {
-				recent.add(batch[i].seq)
-			}
-			batch[i] = nil
-		}
+		jobs <- flushJob{batch: batch, rows: rows}
+		batch = make([]*processed, 0, cap(batch))
+		rows = <-free
 		clear(inBatch)
-		batch = batch[:0]
-		rows.Reset()
-		return err
 	}
 	for {
 		select {
 		case r, ok := <-results:
 			if !ok {
-				// Shutdown: store what is in flight with a fresh deadline,
-				// since ctx is already done.
-				dctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
-				defer cancel()
-				return flush(dctx)
+				flush()
+				stopFlushers()
+				if ctx.Err() != nil && errors.Is(flushErr, context.Canceled) {
+					return nil
+				}
+				return flushErr
 			}
 			if r.exceeded {
 				if err := p.settleExceeded(ctx, r); err != nil && ctx.Err() == nil {
@@ -373,26 +426,35 @@ func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error
 			rows.Findings = append(rows.Findings, r.findings...)
 			rows.DeadLetters = append(rows.DeadLetters, r.deadLetters...)
 			rows.Redelivered = rows.Redelivered || r.redelivered
+			// The rows now live in rows; only the message is still needed
+			// (for its ack), so let the per-message copies go to the GC.
+			r.events, r.findings, r.deadLetters = nil, nil, nil
 			if rows.Len() >= p.cfg.FlushRows {
-				if err := flush(ctx); err != nil && ctx.Err() == nil {
-					return err
-				}
+				flush()
 			}
 		case <-tick.C:
 			if len(batch) > 0 && p.now().Sub(oldest) >= p.cfg.FlushInterval {
-				if err := flush(ctx); err != nil && ctx.Err() == nil {
-					return err
-				}
+				flush()
 			}
 		}
 	}
 }
 
-// settle stores rows (retrying with backoff while the store is down and
-// telling the server the messages are still in progress), publishes the
-// findings, then acks. If ctx ends first the messages stay unacked and the
+// settle publishes the findings, stores the rows (retrying with backoff
+// while the store is down and telling the server the messages are still in
+// progress), then acks. If ctx ends first the messages stay unacked and the
 // server redelivers them; their deterministic ids make that harmless.
+//
+// Findings go first so an analyst is paged without waiting for the insert:
+// a redelivery republishes them under the same Nats-Msg-Id (the finding id),
+// which SOC_DETECTIONS' duplicate window drops, and the ack still waits for
+// both, so nothing is lost if either fails.
 func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Rows) error {
+	if len(rows.Findings) > 0 {
+		if err := p.retry(ctx, batch, "publish findings", func(ctx context.Context) error { return p.findings.Publish(ctx, rows.Findings) }); err != nil {
+			return err
+		}
+	}
 	start := p.now()
 	store := func(ctx context.Context) error {
 		err := p.store.Write(ctx, rows)
@@ -407,11 +469,6 @@ func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Ro
 		return err
 	}
 	p.metrics.stored(ctx, rows, p.now().Sub(start))
-	if len(rows.Findings) > 0 {
-		if err := p.retry(ctx, batch, "publish findings", func(ctx context.Context) error { return p.findings.Publish(ctx, rows.Findings) }); err != nil {
-			return err
-		}
-	}
 	for _, r := range batch {
 		p.release(r.msg)
 		if err := r.msg.Ack(); err != nil {

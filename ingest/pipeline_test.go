@@ -86,6 +86,8 @@ func (h *harness) run(t *testing.T) (stop func()) {
 	cfg := ingest.DefaultPipelineConfig()
 	cfg.FlushInterval = 100 * time.Millisecond
 	cfg.FlushRows = 500
+	// Several inserts in flight, so the tests cover out-of-order acks.
+	cfg.Flushers = 3
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p, err := ingest.NewPipeline(cfg, h.js, normalize.Builtin(), h.sink, rules, &ingest.JetStreamFindings{JS: h.js}, nil, log)
 	if err != nil {

@@ -29,6 +29,9 @@ type batchMeta struct {
 
 // process decodes, normalizes and evaluates one raw message. It never
 // fails: every record becomes an event or a dead letter with its reason.
+// maxEventsHint caps the capacity taken from a batch's Wf-Count header.
+const maxEventsHint = 4096
+
 func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 	out = &processed{msg: msg}
 	var m batchMeta
@@ -128,6 +131,11 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 		cut[o.Index] = o.Size
 	}
 
+	// Size the events once from the sensor's count; the count is the
+	// client's word, so it only bounds a hint, never an allocation it forces.
+	if n, err := strconv.Atoi(h.Get(HeaderCount)); err == nil && n > 0 {
+		out.events = make([]schemas.Event, 0, min(n, maxEventsHint))
+	}
 	rules := p.rules.Load().r
 	dec := f.NewDecoder(normalize.BatchInfo{Received: m.received})
 	idx := 0

@@ -73,8 +73,11 @@ func (c StreamConfig) DetectionsStream() jetstream.StreamConfig {
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      c.DetectionsMaxAge,
-		Duplicates:  2 * time.Minute,
-		Replicas:    c.Replicas,
+		// Findings are published before their batch is acked, so a crash
+		// republishes them after the ack wait: the same window as SOC_RAW
+		// (which must exceed the ack wait) drops those copies.
+		Duplicates: c.DuplicateWindow,
+		Replicas:   c.Replicas,
 	}
 }
 

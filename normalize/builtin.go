@@ -5,5 +5,7 @@ func builtinFormats() []Format {
 	return []Format{
 		ZeekDNS(),
 		Syslog(),
+		// DNS resolver logs (dns*.go, bind.go, unbound.go, coredns.go, windns.go).
+		BindQuery(), InfobloxNIOS(), Unbound(), Dnsmasq(), CoreDNS(), WindowsDNS(), Dnstap(),
 	}
 }

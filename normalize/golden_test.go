@@ -175,7 +175,7 @@ func goldenName(file string) string {
 
 func TestBuiltin(t *testing.T) {
 	got := Builtin().Names()
-	want := []string{"syslog", "zeek_dns"}
+	want := []string{"bind_query", "coredns", "dnsmasq", "dnstap", "infoblox_nios", "syslog", "unbound", "windows_dns", "zeek_dns"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Builtin().Names() mismatch (-want +got):\n%s", diff)
 	}

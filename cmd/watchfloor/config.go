@@ -31,7 +31,9 @@ type config struct {
 	Pipeline  ingest.PipelineConfig
 	Sink      sink.Config
 	RulesDir  string
-	Metrics   string // listen address for /metrics, /healthz, /readyz; "" disables
+	DNS       dnsConfig // threat intel and DNS analytics (dns.go)
+	Metrics   string    // listen address for /metrics, /healthz, /readyz; "" disables
+	MemLimit  int64     // soft memory limit for the Go runtime in MiB; 0 leaves GOMEMLIMIT / no limit
 	LogLevel  string
 	LogFormat string
 }
@@ -74,11 +76,14 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.DurationVar(&cfg.Pipeline.AckWait, "pipeline.ack-wait", d.Pipeline.AckWait, "redeliver a batch not acked within this time")
 	fs.IntVar(&cfg.Pipeline.MaxDeliver, "pipeline.max-deliver", d.Pipeline.MaxDeliver, "a batch delivered more often than this without being settled becomes dead letters (or goes to soc.dlq.<agency>.<format>)")
 	fs.IntVar(&cfg.Pipeline.FlushRows, "pipeline.flush-rows", d.Pipeline.FlushRows, "rows that trigger a ClickHouse insert")
+	fs.IntVar(&cfg.Pipeline.Flushers, "pipeline.flushers", d.Pipeline.Flushers, "ClickHouse inserts in flight at once (1 to 16); more overlap the insert with filling the next")
 	fs.DurationVar(&cfg.Pipeline.FlushInterval, "pipeline.flush-interval", d.Pipeline.FlushInterval, "longest time rows wait before an insert")
 	fs.DurationVar(&cfg.Pipeline.RetryMax, "pipeline.retry-max", d.Pipeline.RetryMax, "ceiling of the back-off between failed ClickHouse writes")
 	fs.DurationVar(&cfg.Pipeline.DrainTimeout, "pipeline.drain-timeout", d.Pipeline.DrainTimeout, "time a shutdown may spend storing in-flight rows")
 	fs.StringVar(&cfg.RulesDir, "rules", d.RulesDir, "directory of Sigma rules (*.yml), loaded at start")
+	dnsFlags(fs, &cfg.DNS, d.DNS)
 	fs.StringVar(&cfg.Metrics, "metrics.listen", d.Metrics, "address for /metrics (Prometheus), /healthz and /readyz; empty disables")
+	fs.Int64Var(&cfg.MemLimit, "memory-limit-mib", d.MemLimit, "soft memory limit of the Go runtime in MiB (the GC works harder near it); 0 keeps GOMEMLIMIT or none")
 	return fs
 }
 
@@ -91,6 +96,7 @@ func defaultConfig() config {
 		Pipeline:     ingest.DefaultPipelineConfig(),
 		Sink:         sink.DefaultConfig(),
 		RulesDir:     "detect/rules",
+		DNS:          defaultDNSConfig(),
 		Metrics:      "127.0.0.1:9464",
 		LogLevel:     "info",
 		LogFormat:    "text",
@@ -177,6 +183,9 @@ func (c *config) validate(withRun bool) error {
 		if err := c.Streams.Validate(); err != nil {
 			errs = append(errs, err)
 		}
+		if c.Streams.DuplicateWindow <= c.Pipeline.AckWait {
+			errs = append(errs, fmt.Errorf("nats.duplicate-window (%s) must be longer than pipeline.ack-wait (%s): findings republished after a crash would be stored twice", c.Streams.DuplicateWindow, c.Pipeline.AckWait))
+		}
 		if c.NATSURL == "" {
 			if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 				errs = append(errs, fmt.Errorf("nats.listen %q must be host:port: %w", c.NATSListen, err))
@@ -203,8 +212,12 @@ func (c *config) validate(withRun bool) error {
 				errs = append(errs, fmt.Errorf("nats.creds: %w", err))
 			}
 		}
+		errs = append(errs, c.DNS.validate()...)
 		if st, err := os.Stat(c.RulesDir); err != nil || !st.IsDir() {
 			errs = append(errs, fmt.Errorf("rules %q must be a directory of Sigma rules", c.RulesDir))
+		}
+		if c.MemLimit != 0 && (c.MemLimit < 128 || c.MemLimit > 1<<20) {
+			errs = append(errs, fmt.Errorf("memory-limit-mib must be 0 or between 128 and 1048576, got %d", c.MemLimit))
 		}
 		if c.Metrics != "" {
 			if _, _, err := net.SplitHostPort(c.Metrics); err != nil {

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -109,6 +111,9 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	log := newLogger(stderr, &cfg)
+	if cfg.MemLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemLimit << 20)
+	}
 
 	// Rules first: a broken rule directory should stop start-up at once.
 	rules, err := detect.LoadDir(cfg.RulesDir, detect.DefaultConfig())
@@ -116,6 +121,10 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return fmt.Errorf("load rules from %s: %w", cfg.RulesDir, err)
 	}
 	log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len())
+	dnsDet, err := newDNSDetection(cfg.DNS, log)
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -183,7 +192,12 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 
-	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, rules,
+	if err := dnsDet.connect(ctx, js, cfg.Streams.Replicas); err != nil {
+		return err
+	}
+	defer dnsDet.startReload(ctx)()
+
+	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, dnsDet.rules(rules),
 		&ingest.JetStreamFindings{JS: js}, metrics, log)
 	if err != nil {
 		return err
@@ -246,6 +260,12 @@ func redactURL(u string) string {
 func serveTelemetry(addr string, reg *prometheus.Registry, p *ingest.Pipeline, s *sink.Sink, nc *nats.Conn, log *slog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Profiles, as Prometheus itself serves them: stacks and counts, no
+	// record data. The listener is loopback unless the operator says otherwise.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

@@ -109,13 +109,15 @@ start() {
 	local dir=$1 tcp=$2 http=$3
 	ensure
 	dir=$(mkdir -p "$dir" && cd "$dir" && pwd)
-	if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null && answers "$tcp"; then
-		echo "clickhouse.sh: already running (pid $(cat "$dir/pid"), 127.0.0.1:$tcp)" >&2
+	if answers "$tcp"; then
+		echo "clickhouse.sh: already running on 127.0.0.1:$tcp (pid $(cat "$dir/pid" 2>/dev/null || echo '?'))" >&2
 		return 0
 	fi
 	write_config "$dir" "$tcp" "$http"
 	# shellcheck disable=SC2046
-	nohup $(server_cmd) --config-file="$dir/config.xml" --pid-file="$dir/pid" >"$dir/log/stdout.log" 2>&1 &
+	# 18.16 does not write --pid-file when it is not daemonized: record the pid ourselves.
+	nohup $(server_cmd) --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &
+	echo $! >"$dir/pid"
 	for _ in $(seq 1 120); do
 		if answers "$tcp"; then
 			echo "clickhouse.sh: ClickHouse on 127.0.0.1:$tcp (http $http), data in $dir" >&2
