@@ -114,6 +114,11 @@ func TestClickHouseOutage(t *testing.T) {
 	config := filepath.Join(chDir, "config.xml")
 	if pid := pidWithArg(t, "--config-file="+config); pid > 0 {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
+		// Wait for the process itself, not just the port: it holds the
+		// data directory until it exits.
+		for i := 0; i < 600 && syscall.Kill(pid, 0) == nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
 		waitPortClosed(t, chTCPPort)
 	}
 	chBin, err := exec.LookPath("clickhouse-server")

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,8 @@ type EmbeddedConfig struct {
 	// Users, when not empty, turns on authorization: only these users
 	// (see Users.ServerUsers) may connect, each with its permissions.
 	Users []*server.User
+	// TLS, when not nil, makes the listener TLS-only (see TLSConfig.ServerTLS).
+	TLS *tls.Config
 }
 
 // Validate reports the first bad setting, naming its key.
@@ -52,6 +55,10 @@ func StartEmbedded(c EmbeddedConfig, log *slog.Logger) (*server.Server, error) {
 		NoSigs:             true,
 		NoLog:              true,
 		Users:              c.Users,
+	}
+	if c.TLS != nil {
+		opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, c.TLS, 2
+		opts.TLSVerify = c.TLS.ClientAuth == tls.RequireAndVerifyClientCert
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

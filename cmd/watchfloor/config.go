@@ -22,9 +22,11 @@ type config struct {
 	NATSURL      string
 	NATSCreds    string
 	NATSUser     string
-	NATSPassword string // never logged
-	NATSListen   string // embedded server address
-	NATSUsers    string // users file for the embedded server ("" = no authorization)
+	NATSPassword string           // never logged
+	NATSListen   string           // embedded server address
+	NATSUsers    string           // users file for the embedded server ("" = no authorization)
+	NATSTLS      ingest.TLSConfig // client side: CA of the server, optional client certificate
+	ListenTLS    ingest.TLSConfig // embedded server: certificate, key, optional client CA
 	NATSMaxStore int64
 
 	Streams   ingest.StreamConfig
@@ -64,6 +66,12 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.StringVar(&cfg.NATSPassword, "nats.password", "", "NATS password (prefer WATCHFLOOR_NATS_PASSWORD; never logged)")
 	fs.StringVar(&cfg.NATSListen, "nats.listen", d.NATSListen, "address the embedded NATS server listens on, for sensors (host:port)")
 	fs.StringVar(&cfg.NATSUsers, "nats.users-file", "", "users file from 'watchfloor tenant add': the embedded server then admits only those users, with their permissions")
+	fs.StringVar(&cfg.NATSTLS.CAFile, "nats.tls-ca", "", "PEM CA that signs the NATS server's certificate (turns TLS on for the pipeline's connection)")
+	fs.StringVar(&cfg.NATSTLS.CertFile, "nats.tls-cert", "", "PEM client certificate for NATS, when the server asks for one")
+	fs.StringVar(&cfg.NATSTLS.KeyFile, "nats.tls-key", "", "PEM key of --nats.tls-cert")
+	fs.StringVar(&cfg.ListenTLS.CertFile, "nats.listen-tls-cert", "", "PEM certificate of the embedded server: its listener then accepts TLS only")
+	fs.StringVar(&cfg.ListenTLS.KeyFile, "nats.listen-tls-key", "", "PEM key of --nats.listen-tls-cert")
+	fs.StringVar(&cfg.ListenTLS.CAFile, "nats.listen-tls-client-ca", "", "PEM CA: the embedded server then requires client certificates signed by it")
 	fs.Int64Var(&cfg.NATSMaxStore, "nats.max-store", d.NATSMaxStore, "bytes of disk the embedded JetStream server may use")
 	fs.IntVar(&cfg.Streams.Replicas, "nats.replicas", d.Streams.Replicas, "stream replicas: 1, or 3/5 on a JetStream cluster")
 	fs.Int64Var(&cfg.Streams.RawMaxBytes, "nats.raw-max-bytes", d.Streams.RawMaxBytes, "SOC_RAW size limit in bytes; when full, sensors are pushed back (they spool)")
@@ -193,6 +201,15 @@ func (c *config) validate(withRun bool) error {
 			if c.DataDir == "" {
 				errs = append(errs, errors.New("data-dir must be set when --nats.url is empty (the embedded server stores there)"))
 			}
+		}
+		if err := c.NATSTLS.Validate("nats.tls"); err != nil {
+			errs = append(errs, err)
+		}
+		if err := c.ListenTLS.Validate("nats.listen_tls"); err != nil {
+			errs = append(errs, err)
+		}
+		if c.ListenTLS.Enabled() && (c.NATSURL != "" || c.ListenTLS.CertFile == "") {
+			errs = append(errs, errors.New("nats.listen-tls-* configure the embedded server: they need --nats.listen-tls-cert and no --nats.url"))
 		}
 		if c.NATSUsers != "" && c.NATSURL != "" {
 			errs = append(errs, errors.New("nats.users-file configures the embedded server; with --nats.url give the external server the block from 'watchfloor tenant add' instead"))

@@ -169,6 +169,11 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 			ec.Users = append(users.ServerUsers(), &server.User{Username: cfg.NATSUser, Password: cfg.NATSPassword})
 			log.Info("embedded NATS authorization on", "users_file", cfg.NATSUsers, "users", len(users.Users))
 		}
+		if cfg.ListenTLS.Enabled() {
+			if ec.TLS, err = cfg.ListenTLS.ServerTLS(); err != nil {
+				return err
+			}
+		}
 		srv, err := ingest.StartEmbedded(ec, log)
 		if err != nil {
 			return err
@@ -237,6 +242,11 @@ func connectNATS(url string, cfg *config, log *slog.Logger) (*nats.Conn, error) 
 	if cfg.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
 	}
+	tlsOpts, err := cfg.NATSTLS.ClientOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, tlsOpts...)
 	if cfg.NATSUser != "" {
 		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
 	}

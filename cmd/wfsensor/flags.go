@@ -44,6 +44,7 @@ type common struct {
 	compress                       bool
 	logLevel                       string
 	spool                          sensor.SpoolConfig
+	tls                            ingest.TLSConfig
 	spoolPolicy                    string
 
 	hasFormat bool
@@ -77,6 +78,9 @@ func newCommon(cmd string, hasFormat bool, usage, examples string) *common {
 	fs.StringVar(&c.spool.Dir, "spool-dir", "", "directory of the on-disk queue: every batch is written there until the stream acknowledges it, so an outage or a restart loses nothing (empty: no spool)")
 	fs.Int64Var(&c.spool.MaxBytes, "spool-max-bytes", sd.MaxBytes, "size limit of each source's spool in bytes")
 	fs.StringVar(&c.spoolPolicy, "spool-policy", string(sd.Policy), "when the spool is full: drop-oldest (logged and counted) or block (reading pauses)")
+	fs.StringVar(&c.tls.CAFile, "tls-ca", "", "PEM CA that signs the NATS server's certificate (turns TLS on)")
+	fs.StringVar(&c.tls.CertFile, "tls-cert", "", "PEM client certificate, when the server asks for one")
+	fs.StringVar(&c.tls.KeyFile, "tls-key", "", "PEM key of --tls-cert")
 	fs.BoolVar(&c.spool.Sync, "spool-sync", false, "fsync every spooled batch (survives power loss; slower)")
 	return c
 }
@@ -194,6 +198,9 @@ func (c *common) config(e env) (sensor.Config, *normalize.Format, error) {
 	if c.user == "" && c.password != "" {
 		return cfg, nil, usageError{errors.New("--password (or " + envPassword + ") needs --user")}
 	}
+	if err := c.tls.Validate("--tls"); err != nil {
+		return cfg, nil, usageError{err}
+	}
 	if c.creds != "" {
 		if _, err := os.Stat(c.creds); err != nil {
 			return cfg, nil, usageError{fmt.Errorf("--creds: %w", err)}
@@ -273,6 +280,11 @@ func (c *common) connect(log *slog.Logger) (jetstream.JetStream, func(), error) 
 	if c.creds != "" {
 		opts = append(opts, nats.UserCredentials(c.creds))
 	}
+	tlsOpts, err := c.tls.ClientOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts = append(opts, tlsOpts...)
 	if c.user != "" {
 		opts = append(opts, nats.UserInfo(c.user, c.password))
 	}
