@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"regexp"
 	"regexp/syntax"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/watchfloor/watchfloor/schemas"
@@ -18,6 +16,10 @@ type Config struct {
 	// Mapping ties Sigma fields and logsources to the common schema.
 	// Nil means DefaultMapping().
 	Mapping *Mapping
+	// Placeholders gives the values of `expand` placeholders (%Name% →
+	// values). A rule naming an undefined placeholder is rejected with a
+	// *PlaceholderError, as the specification requires.
+	Placeholders map[string][]string
 }
 
 // DefaultConfig returns a Config using the embedded mapping.
@@ -25,6 +27,14 @@ func DefaultConfig() Config { return Config{Mapping: DefaultMapping()} }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
+	for k, v := range c.Placeholders {
+		if k == "" || strings.ContainsAny(k, "% ") {
+			return fmt.Errorf("detect.placeholders: name %q must be non-empty without spaces or %%", k)
+		}
+		if len(v) == 0 {
+			return fmt.Errorf("detect.placeholders.%s: needs at least one value", k)
+		}
+	}
 	if c.Mapping == nil {
 		return nil
 	}
@@ -59,146 +69,16 @@ func (e *RuleError) Error() string {
 
 func (e *RuleError) Unwrap() error { return e.Err }
 
-// RuleSet is a compiled, immutable set of rules. It is safe for concurrent
-// use by any number of goroutines.
-type RuleSet struct {
-	rules    []*compiledRule
-	groups   []ruleGroup
-	unrouted []string
-}
-
-// ruleGroup is the rules that share one event selection: an event is
-// checked against the selection once and meets only those rules.
-type ruleGroup struct {
-	key   string
-	sels  []EventSelector // ORed
-	rules []*compiledRule
-}
-
-type compiledRule struct {
-	id, title, level string
-	severity         uint8
-	tags             []string
-	cond             matcher
-}
-
-// Len returns the number of compiled rules.
-func (rs *RuleSet) Len() int { return len(rs.rules) }
-
-// Unrouted returns the ids of compiled rules whose logsource the mapping
-// does not route to any events; they never match until it does.
-func (rs *RuleSet) Unrouted() []string { return rs.unrouted }
-
-// Eval appends to out a finding for every rule that matches ev and returns
-// the extended slice. It does no I/O, does not retain ev, and allocates
-// nothing when no rule matches. Findings' Tags slices are shared with the
-// rule set and must not be modified.
-func (rs *RuleSet) Eval(ev *schemas.Event, out []schemas.Finding) []schemas.Finding {
-	for gi := range rs.groups {
-		g := &rs.groups[gi]
-		if !g.selects(ev) {
-			continue
-		}
-		for _, r := range g.rules {
-			if r.cond.match(ev) {
-				out = append(out, schemas.Finding{
-					ID:         schemas.FindingID(ev.ID, r.id),
-					EventID:    ev.ID,
-					Agency:     ev.Agency,
-					Time:       ev.Time,
-					RuleID:     r.id,
-					RuleTitle:  r.title,
-					RuleLevel:  r.level,
-					SeverityID: r.severity,
-					EventClass: ev.ClassUID,
-					Tags:       r.tags,
-				})
-			}
-		}
-	}
-	return out
-}
-
-func (g *ruleGroup) selects(ev *schemas.Event) bool {
-	for i := range g.sels {
-		if g.sels[i].match(ev) {
-			return true
-		}
-	}
-	return false
-}
-
-// Compile validates and compiles rules. Every problem of every rule is
-// reported (errors.Join of *RuleError); one bad rule fails the whole set.
-func Compile(rules []*Rule, cfg Config) (*RuleSet, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	m := cfg.Mapping
-	if m == nil {
-		m = DefaultMapping()
-	}
-	c := newCompiler(m)
-	rs := &RuleSet{}
-	var errs []error
-	seen := make(map[string]string, len(rules))
-	groups := map[string]int{}
-	for _, r := range rules {
-		if prev, dup := seen[r.ID]; dup && r.ID != "" {
-			errs = append(errs, &RuleError{Source: r.Source, RuleID: r.ID, Err: fmt.Errorf("duplicate rule id (also in %s)", orUnnamed(prev))})
-			continue
-		}
-		seen[r.ID] = r.Source
-		cr, err := c.compileRule(r)
-		if err != nil {
-			errs = append(errs, &RuleError{Source: r.Source, RuleID: r.ID, Err: err})
-			continue
-		}
-		rs.rules = append(rs.rules, cr)
-		sels := m.selectorsFor(r.Logsource)
-		if len(sels) == 0 {
-			rs.unrouted = append(rs.unrouted, r.ID)
-			continue
-		}
-		keys := make([]string, len(sels))
-		for i := range sels {
-			keys[i] = sels[i].key()
-		}
-		sort.Strings(keys)
-		key := strings.Join(keys, " | ")
-		gi, ok := groups[key]
-		if !ok {
-			gi = len(rs.groups)
-			groups[key] = gi
-			rs.groups = append(rs.groups, ruleGroup{key: key, sels: sels})
-		}
-		rs.groups[gi].rules = append(rs.groups[gi].rules, cr)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return rs, nil
-}
-
-func orUnnamed(s string) string {
-	if s == "" {
-		return "another rule"
-	}
-	return s
-}
-
 // compiler holds what is resolved once per Compile call.
 type compiler struct {
-	fields   map[string]*attribute
-	keywords []*attribute
+	fields       map[string]string
+	keywords     []*attribute
+	placeholders map[string][]string
+	overrides    []map[string]string // per-logsource field mappings of the rule being compiled
 }
 
 func newCompiler(m *Mapping) *compiler {
-	c := &compiler{fields: make(map[string]*attribute, len(m.Fields))}
-	for f, a := range m.Fields {
-		attr, _ := lookupAttribute(a) // validated
-		c.fields[f] = attr
-	}
+	c := &compiler{fields: m.Fields}
 	for _, a := range m.Keywords {
 		attr, _ := lookupAttribute(a)
 		c.keywords = append(c.keywords, attr)
@@ -206,14 +86,55 @@ func newCompiler(m *Mapping) *compiler {
 	return c
 }
 
+// resolve maps a Sigma field name to its source: the rule's logsource
+// overrides first, then the global fields, then the unmapped attribute of
+// that name.
+func (c *compiler) resolve(field string) source {
+	target, ok := "", false
+	for _, o := range c.overrides {
+		if target, ok = o[field]; ok {
+			break
+		}
+	}
+	if !ok {
+		target, ok = c.fields[field]
+	}
+	if !ok {
+		return source{unmapped: field}
+	}
+	if k, isUnmapped := strings.CutPrefix(target, unmappedPrefix); isUnmapped {
+		return source{unmapped: k}
+	}
+	attr, _ := lookupAttribute(target) // validated
+	return source{attr: attr, unmapped: field}
+}
+
 func (c *compiler) compileRule(r *Rule) (*compiledRule, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
+	cond, err := c.compileDetection(&r.Detection)
+	if err != nil {
+		return nil, err
+	}
+	return &compiledRule{
+		id: r.ID, name: r.Name, title: r.Title, level: r.Level, source: r.Source,
+		severity:   schemas.SeverityForLevel(r.Level),
+		tags:       r.Tags,
+		techniques: techniques(r.Tags),
+		cond:       cond,
+		emit:       true,
+		overrides:  c.overrides,
+	}, nil
+}
+
+// compileDetection compiles the searches and the condition(s) of a
+// detection (several conditions are ORed).
+func (c *compiler) compileDetection(det *Detection) (matcher, error) {
 	var errs []error
-	searches := make(map[string]matcher, len(r.Detection.Searches))
-	names := make([]string, 0, len(r.Detection.Searches))
-	for _, s := range r.Detection.Searches {
+	searches := make(map[string]matcher, len(det.Searches))
+	names := make([]string, 0, len(det.Searches))
+	for _, s := range det.Searches {
 		sm, err := c.compileSearch(&s)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("detection.%s: %w", s.Name, err))
@@ -226,7 +147,7 @@ func (c *compiler) compileRule(r *Rule) (*compiledRule, error) {
 		return nil, errors.Join(errs...)
 	}
 	var conds []matcher
-	for _, src := range r.Detection.Conditions {
+	for _, src := range det.Conditions {
 		ast, err := ParseCondition(src)
 		if err != nil {
 			errs = append(errs, err)
@@ -242,16 +163,24 @@ func (c *compiler) compileRule(r *Rule) (*compiledRule, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	var cond matcher = orM(conds)
 	if len(conds) == 1 {
-		cond = conds[0]
+		return conds[0], nil
 	}
-	return &compiledRule{
-		id: r.ID, title: r.Title, level: r.Level,
-		severity: schemas.SeverityForLevel(r.Level),
-		tags:     r.Tags,
-		cond:     cond,
-	}, nil
+	return orM(conds), nil
+}
+
+// techniques returns the ATT&CK technique ids of attack.tNNNN[.NNN] tags,
+// upper-cased (T1059.001).
+func techniques(tags []string) []string {
+	var out []string
+	for _, t := range tags {
+		id, ok := strings.CutPrefix(strings.ToLower(t), "attack.t")
+		if !ok || id == "" || id[0] < '0' || id[0] > '9' {
+			continue
+		}
+		out = append(out, "T"+id)
+	}
+	return out
 }
 
 // compileCond turns a condition AST into matchers over the compiled searches.
@@ -342,173 +271,6 @@ func (c *compiler) compileSearch(s *Search) (matcher, error) {
 		return alts[0], nil
 	}
 	return alts, nil
-}
-
-// modifiers is the parsed modifier chain of one field item.
-type modifiers struct {
-	position string // "", contains, startswith, endswith
-	all      bool
-	re       bool
-	reFlags  string
-	cased    bool
-	windash  bool
-	cidr     bool
-	exists   bool
-}
-
-// unsupportedModifiers are valid Sigma modifiers not implemented yet.
-var unsupportedModifiers = []string{
-	"base64", "base64offset", "utf16le", "utf16be", "utf16", "wide",
-	"lt", "lte", "gt", "gte", "neq", "fieldref", "expand",
-	"minute", "hour", "day", "week", "month", "year",
-}
-
-func parseModifiers(mods []string) (modifiers, error) {
-	var m modifiers
-	for _, mod := range mods {
-		switch mod {
-		case "contains", "startswith", "endswith":
-			if m.position != "" {
-				return m, fmt.Errorf("modifier %q cannot follow %q", mod, m.position)
-			}
-			m.position = mod
-		case "all":
-			m.all = true
-		case "re":
-			m.re = true
-		case "i", "ignorecase", "m", "multiline", "s", "dotall":
-			if !m.re {
-				return m, fmt.Errorf("regular expression flag modifier %q needs a preceding \"re\"", mod)
-			}
-			m.reFlags += mod[:1]
-		case "cased":
-			m.cased = true
-		case "windash":
-			m.windash = true
-		case "cidr":
-			m.cidr = true
-		case "exists":
-			m.exists = true
-		default:
-			if oneOf(mod, unsupportedModifiers) {
-				return m, unsupported("modifier " + mod)
-			}
-			return m, fmt.Errorf("unknown modifier %q", mod)
-		}
-	}
-	switch {
-	case m.exists && (m.position != "" || m.re || m.cidr || m.windash || m.cased || m.all):
-		return m, errors.New("modifier \"exists\" cannot be combined with other modifiers")
-	case m.re && (m.position != "" || m.cidr || m.windash):
-		return m, errors.New("modifier \"re\" cannot be combined with contains, startswith, endswith, cidr or windash")
-	case m.cidr && (m.position != "" || m.windash):
-		return m, errors.New("modifier \"cidr\" cannot be combined with contains, startswith, endswith or windash")
-	}
-	return m, nil
-}
-
-func (c *compiler) compileItem(it *FieldItem) (matcher, error) {
-	name := it.Field
-	if name == "" {
-		name = "keywords"
-	}
-	fail := func(err error) (matcher, error) {
-		return nil, fmt.Errorf("line %d: field %q: %w", it.Line, name, err)
-	}
-	mods, err := parseModifiers(it.Modifiers)
-	if err != nil {
-		return fail(err)
-	}
-	fm := &fieldMatcher{all: mods.all}
-	switch {
-	case it.Field == "":
-		fm.src = source{keywords: c.keywords}
-		if mods.position == "" && !mods.re && !mods.cidr {
-			mods.position = "contains" // keyword searches match anywhere in the text
-		}
-	default:
-		if a, ok := c.fields[it.Field]; ok {
-			fm.src = source{attr: a}
-		} else {
-			fm.src = source{unmapped: it.Field}
-		}
-	}
-	if mods.exists {
-		if len(it.Values) != 1 || it.Values[0].Null || (it.Values[0].Text != "true" && it.Values[0].Text != "false") {
-			return fail(errors.New("\"exists\" takes a single true or false"))
-		}
-		fm.exists = 1
-		if it.Values[0].Text == "false" {
-			fm.exists = -1
-		}
-		return fm, nil
-	}
-	if mods.all && len(it.Values) < 2 {
-		return fail(errors.New("modifier \"all\" needs a list of at least two values"))
-	}
-	intAttr := fm.src.attr != nil && fm.src.attr.kind == kindInt
-	plain := mods.position == "" && !mods.re && !mods.cidr && !mods.windash
-	for _, v := range it.Values {
-		if v.Null {
-			if mods.all {
-				return fail(errors.New("null cannot be used with \"all\""))
-			}
-			fm.nullOK = true
-			continue
-		}
-		if intAttr && plain {
-			if n, err := strconv.ParseInt(v.Text, 10, 64); err == nil {
-				fm.ints = append(fm.ints, n)
-				continue
-			}
-		}
-		var sm stringMatcher
-		switch {
-		case mods.re:
-			flags := ""
-			if mods.reFlags != "" {
-				flags = "(?" + mods.reFlags + ")"
-			}
-			re, err := regexp.Compile(flags + v.Text)
-			if err != nil {
-				return fail(unsupported(fmt.Sprintf("regular expression syntax (%v)", reason(err))))
-			}
-			sm = regexMatcher{re}
-		case mods.cidr:
-			p, err := netip.ParsePrefix(v.Text)
-			if err != nil {
-				return fail(fmt.Errorf("cidr value %q: %w", v.Text, err))
-			}
-			sm = cidrMatcher{p.Masked()}
-		default:
-			toks := parseGlob(v.Text, mods.windash)
-			star := []ptok{{kind: tokStar}}
-			switch mods.position {
-			case "contains":
-				toks = append(append(star, toks...), star...)
-			case "startswith":
-				toks = append(toks, star...)
-			case "endswith":
-				toks = append(star, toks...)
-			}
-			sm = newGlobMatcher(collapseStars(toks), !mods.cased)
-		}
-		if _, isAny := sm.(anyMatcher); !isAny && sm.matchString("") {
-			fm.emptyOK = true
-		}
-		fm.values = append(fm.values, sm)
-	}
-	if !fm.all {
-		fm.values = mergeAffixes(mergeContains(fm.values))
-	}
-	if fm.all && fm.ints != nil {
-		// Keep "all" simple: every value goes through the string path.
-		for _, n := range fm.ints {
-			fm.values = append(fm.values, exactMatcher{lit: strconv.FormatInt(n, 10)})
-		}
-		fm.ints = nil
-	}
-	return fm, nil
 }
 
 // reason shortens a regexp error to its code and the offending text.

@@ -4,80 +4,212 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/watchfloor/watchfloor/schemas"
 )
 
-// sigmaCorpus is the SigmaHQ rule set the design uses as its yardstick.
-const sigmaCorpus = "../../shared/corpus/sigma/rules"
+// sigmaRoot is the SigmaHQ rule set the design uses as its yardstick.
+const sigmaRoot = "../../shared/corpus/sigma"
 
-// rejectReason reduces a rule error to a countable reason.
-func rejectReason(err error) string {
-	var ue *UnsupportedError
-	if errors.As(err, &ue) {
-		return "unsupported: " + ue.Feature
-	}
-	var ce *ConditionError
-	if errors.As(err, &ce) {
-		return "condition: " + ce.Msg
-	}
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 {
-		msg = msg[i+2:]
-	}
-	return regexp.MustCompile(`"[^"]*"`).ReplaceAllString(msg, `"…"`)
-}
+// sigmaCorpus is its main rules folder.
+const sigmaCorpus = sigmaRoot + "/rules"
 
-// loadCorpus parses and compiles every corpus rule one by one so that every
-// rejection is counted, then compiles the accepted ones together.
-func loadCorpus(tb testing.TB) (*RuleSet, []*Rule, map[string]int, int) {
+func needCorpus(tb testing.TB) {
 	tb.Helper()
 	if _, err := os.Stat(sigmaCorpus); err != nil {
 		tb.Skipf("SigmaHQ corpus not found at %s: %v", sigmaCorpus, err)
 	}
-	rules, errs := parseDir(sigmaCorpus)
-	reasons := map[string]int{}
-	for _, err := range errs {
-		reasons[rejectReason(err)]++
-	}
-	total := len(rules) + len(errs)
+}
+
+// loadCorpus parses and compiles every rule under dir one by one, then
+// compiles the accepted ones together.
+func loadCorpus(tb testing.TB, dir string) (*RuleSet, []*Rule) {
+	tb.Helper()
+	needCorpus(tb)
+	rules, _ := parseDir(dir)
 	cfg := DefaultConfig()
 	var ok []*Rule
 	for _, r := range rules {
-		if _, err := Compile([]*Rule{r}, cfg); err != nil {
-			reasons[rejectReason(err)]++
-			continue
+		if _, err := Compile([]*Rule{r}, cfg); err == nil {
+			ok = append(ok, r)
 		}
-		ok = append(ok, r)
 	}
 	rs, err := Compile(ok, cfg)
 	if err != nil {
 		tb.Fatalf("Compile(accepted corpus rules) = %v", err)
 	}
-	return rs, ok, reasons, total
+	return rs, ok
 }
 
+// TestSigmaCorpus checks every SigmaHQ folder: each rule compiles, or fails
+// for an explained reason; every problem names the file, the rule and why.
 func TestSigmaCorpus(t *testing.T) {
-	rs, ok, reasons, total := loadCorpus(t)
-	keys := make([]string, 0, len(reasons))
-	for k := range reasons {
-		keys = append(keys, k)
+	needCorpus(t)
+	tests := []struct {
+		dir string
+		// allowed says which failures are expected, by reason.
+		allowed func(reason string) bool
+	}{
+		{"rules", nil},
+		// Two rules use |expand with %known_cdcs%.
+		{"rules-emerging-threats", func(r string) bool { return r == "placeholder not defined: %known_cdcs%" }},
+		{"rules-threat-hunting", nil},
+		{"rules-compliance", nil},
+		{"rules-dfir", nil},
+		// Placeholder rules need the environment's values: without them
+		// the specification requires rejecting the rule.
+		{"rules-placeholder", func(r string) bool { return strings.HasPrefix(r, "placeholder not defined: ") }},
 	}
-	sort.Slice(keys, func(i, j int) bool { return reasons[keys[i]] > reasons[keys[j]] })
-	t.Logf("SigmaHQ corpus %s: %d rules, %d compiled (%.1f%%), %d rejected, %d compiled but not routed to any mapped event source",
-		filepath.Clean(sigmaCorpus), total, len(ok), 100*float64(len(ok))/float64(total), total-len(ok), len(rs.Unrouted()))
-	for _, k := range keys {
-		t.Logf("  rejected %4d × %s", reasons[k], k)
+	for _, tt := range tests {
+		t.Run(tt.dir, func(t *testing.T) {
+			dir := filepath.Join(sigmaRoot, tt.dir)
+			rep, err := CheckDir(dir, DefaultConfig())
+			if err != nil {
+				t.Fatalf("CheckDir(%s) error = %v", dir, err)
+			}
+			tot := rep.Total()
+			t.Logf("%s: %d rules, %d compiled, %d failed, %d not routed to any mapped event source", tt.dir, tot.Rules, tot.Compiled, tot.Failed, rep.Unrouted)
+			for _, f := range rep.Folders {
+				t.Logf("  %-40s %5d rules %5d compiled %4d failed", f.Folder, f.Rules, f.Compiled, f.Failed)
+			}
+			reasons := rep.Reasons()
+			keys := make([]string, 0, len(reasons))
+			for k := range reasons {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				t.Logf("  failed %4d × %s", reasons[k], k)
+			}
+			for _, p := range rep.Problems {
+				if p.Source == "" || !strings.HasPrefix(p.Source, dir) {
+					t.Errorf("problem %q does not name its file", p)
+				}
+				if tt.allowed == nil || !tt.allowed(Reason(p)) {
+					t.Errorf("unexpected failure: %v", p)
+				}
+			}
+			if tot.Rules != tot.Compiled+tot.Failed {
+				t.Errorf("counts: %d rules != %d compiled + %d failed", tot.Rules, tot.Compiled, tot.Failed)
+			}
+		})
 	}
-	if rs.Len() != len(ok) {
-		t.Errorf("RuleSet.Len() = %d, want %d", rs.Len(), len(ok))
+}
+
+func TestSigmaPlaceholdersResolved(t *testing.T) {
+	needCorpus(t)
+	dir := filepath.Join(sigmaRoot, "rules-placeholder")
+	rep, err := CheckDir(dir, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, g := range rs.groups {
-		t.Logf("  group %-60s %4d rules", g.key, len(g.rules))
+	ph := map[string][]string{}
+	for _, p := range rep.Problems {
+		var pe *PlaceholderError
+		if errors.As(p, &pe) {
+			ph[pe.Name] = []string{"example-" + strings.ToLower(pe.Name)}
+		}
 	}
-	if float64(len(ok)) < 0.9*float64(total) {
-		t.Errorf("only %d of %d corpus rules compiled, want at least 90%%", len(ok), total)
+	if len(ph) == 0 {
+		t.Skip("no placeholder failures")
 	}
+	// With every placeholder given, every placeholder rule compiles.
+	for i := 0; i < 5; i++ { // a rule may name several placeholders
+		rep, err = CheckDir(dir, Config{Placeholders: ph})
+		if err != nil {
+			t.Fatal(err)
+		}
+		more := false
+		for _, p := range rep.Problems {
+			var pe *PlaceholderError
+			if errors.As(p, &pe) {
+				ph[pe.Name], more = []string{"x"}, true
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	if n := len(rep.Problems); n > 0 {
+		t.Errorf("with placeholders %v: %d problems, first %v", ph, n, rep.Problems[0])
+	}
+}
+
+// TestIndexMatchesBruteForce compares the indexed evaluation with every
+// rule of every selected group evaluated in full, on events built from the
+// corpus rules' own values (so that many rules match) and plain ones.
+func TestIndexMatchesBruteForce(t *testing.T) {
+	rs, rules := loadCorpus(t, sigmaCorpus)
+	evs := corpusEvents(rules, 600)
+	hits, total := 0, 0
+	for _, ev := range evs {
+		got := rs.EvalHits(ev, nil)
+		var want []Hit
+		for gi := range rs.groups {
+			g := &rs.groups[gi]
+			if !g.selects(ev) {
+				continue
+			}
+			for _, r := range g.rules {
+				if r.cond.match(ev) {
+					want = append(want, Hit{rule: r.pos})
+				}
+			}
+		}
+		sortHits(got)
+		sortHits(want)
+		total++
+		hits += len(want)
+		if len(got) != len(want) {
+			t.Fatalf("event %v: indexed %d hits, brute force %d", ev.Unmapped, len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("event %v: indexed hits %v, brute force %v", ev.Unmapped, got, want)
+			}
+		}
+	}
+	t.Logf("%d events, %d hits, indexed = brute force", total, hits)
+	if hits == 0 {
+		t.Error("no event matched any rule: the test proves nothing")
+	}
+}
+
+func sortHits(h []Hit) { sort.Slice(h, func(i, j int) bool { return h[i].rule < h[j].rule }) }
+
+// corpusEvents builds process creation events whose fields carry the
+// values of the corpus rules' selections.
+func corpusEvents(rules []*Rule, n int) []*schemas.Event {
+	var evs []*schemas.Event
+	for _, r := range rules {
+		if r.Logsource.Category != "process_creation" || r.Logsource.Product != "windows" || len(evs) >= n {
+			continue
+		}
+		for _, s := range r.Detection.Searches {
+			for _, fm := range s.Maps {
+				ev := procEvent()
+				for _, it := range fm {
+					if it.Field == "" || len(it.Values) == 0 || it.Values[0].Null {
+						continue
+					}
+					v := strings.NewReplacer("*", "x", "?", "y").Replace(it.Values[0].Text)
+					switch {
+					case oneOf("contains", it.Modifiers):
+						v = "pre " + v + " post"
+					case oneOf("endswith", it.Modifiers):
+						v = `C:\Some\Dir` + v
+					case oneOf("startswith", it.Modifiers):
+						v = v + ` tail`
+					}
+					ev.Unmapped = append(ev.Unmapped, schemas.KV{Key: it.Field, Value: v})
+				}
+				evs = append(evs, ev)
+			}
+		}
+	}
+	evs = append(evs, procEvent("Image", `C:\Windows\System32\svchost.exe`, "CommandLine", `svchost.exe -k netsvcs -p`, "ParentImage", `C:\Windows\System32\services.exe`))
+	return evs
 }

@@ -1,57 +1,154 @@
 // Package detect is Watchfloor's Sigma rule engine: it turns Sigma rules
-// into a RuleSet that matches schemas.Event values and raises
-// schemas.Finding values.
+// (detection rules, correlation rules and filters, specification 2.x) into
+// a RuleSet that matches schemas.Event values and raises schemas.Finding
+// values (OCSF Detection Finding: rule id, title, level → severity, tags and
+// the ATT&CK technique ids parsed out of attack.tNNNN tags, the Sigma fields
+// that matched, and for correlations the events that made up the match).
 //
-// # Design
+// # Stages
 //
 // Rules go through three stages, each a plain function of the previous one:
 //
-//  1. Parse (ParseRule, LoadDir): YAML → Rule, an AST of the document: meta
-//     data, searches (Search → FieldMap → FieldItem with its modifier chain and
-//     values) and the condition strings. ParseCondition turns a condition into
-//     a CondNode tree with a recursive-descent parser whose errors point at the
-//     offending token (ConditionError.Pos).
-//  2. Compile (Compile): Rule → matcher tree. Every field name is resolved once
-//     against the Mapping to an accessor over the event struct (attributes.go),
-//     or to the event's unmapped attribute of that name; every value is
-//     compiled once into the cheapest exact matcher (exact, prefix, suffix,
-//     substring, star-separated segments, general wildcard, regexp, CIDR), and
-//     long OR lists of literals into one automaton (multi.go). Unknown
-//     modifiers are errors, valid but unimplemented ones are UnsupportedError:
-//     nothing is silently ignored.
-//  3. Evaluate (RuleSet.Eval): rules are grouped by the events their logsource
-//     selects (the Mapping's logsources, as data in mapping.yaml); an event is
-//     checked against each group's selector once and meets only that group's
-//     rules. Eval reads the event in place, allocates nothing unless a rule
-//     matches, does no I/O and is safe for concurrent use.
+//  1. Parse (ParseRule, LoadDir, CheckDir): YAML → Rule, an AST of the
+//     document: meta data, searches (Search → FieldMap → FieldItem with its
+//     modifier chain and values) and the condition strings; or a
+//     CorrelationSpec, or a FilterSpec. ParseCondition turns a condition into
+//     a CondNode tree with a recursive-descent parser whose errors point at
+//     the offending token (ConditionError.Pos).
+//  2. Compile (Compile): Rule → matcher tree. Every field name is resolved
+//     once against the Mapping (mapping.yaml: per-logsource overrides, then
+//     global fields, then the event's unmapped attribute of that name, so a
+//     vendor field name is always reachable) to an accessor over the event
+//     struct (attributes.go); every value is compiled once into the cheapest
+//     exact matcher (exact, prefix, suffix, substring, star-separated
+//     segments, general wildcard, RE2 regexp, CIDR, number), and long OR
+//     lists of literals into one automaton (multi.go). Unknown modifiers are
+//     errors, valid but unimplemented features are *UnsupportedError,
+//     undefined placeholders *PlaceholderError: nothing is silently ignored,
+//     and every error names the file, the rule, the line and the field.
+//  3. Evaluate (RuleSet.Eval, EvalHits): rules are grouped by the events their
+//     logsource selects; an event is checked against each group's selector
+//     once. Inside a group a literal prefilter (index.go) picks the rules to
+//     evaluate: each rule's condition is reduced at compile time to an AND
+//     of up to eight clauses, each an OR of (field, literal) atoms that must
+//     occur (ASCII case-folded) for the rule to match; every field's atoms
+//     across all rules of the group form one Aho-Corasick automaton, so each
+//     field value is scanned once for all rules, and only rules whose every
+//     clause was hit are evaluated in full. NOT, null, exists, numbers,
+//     fieldref and literal-free regexps give no atoms; a rule with none is
+//     evaluated for every event of its group. The prefilter only
+//     over-approximates (TestIndexMatchesBruteForce checks it against the
+//     whole SigmaHQ set). Eval reads the event in place, allocates nothing
+//     unless a rule matches (scratch state is pooled), does no I/O and is
+//     safe for concurrent use; a new rule set is swapped in by replacing an
+//     atomic pointer.
 //
-// Matching follows the Sigma 2.x specification: case-insensitive unless
-// "cased" (regular expressions are case-sensitive unless "re|i"); `*` and `?`
-// wildcards with `\` escapes; a list of values is OR ("all" makes it AND); a
+// # Matching semantics
+//
+// Case-insensitive unless "cased" (regular expressions are case-sensitive
+// unless "re|i"); `*` and `?` wildcards with `\` escapes as the
+// specification's table says; a list of values is OR ("all" makes it AND); a
 // list of maps is OR, a map is AND; `null` matches an absent or empty field;
-// a keyword (field-less) search matches anywhere in the Mapping's keyword
-// attributes (the message by default). An absent field is treated as empty:
-// it matches null and values that match the empty string, except a bare
-// '*', which needs a value. A multi-valued attribute (DNS answers) matches if
-// any element does.
+// a keyword (field-less) search is a case-insensitive substring search of the
+// Mapping's keyword attributes (the message by default). An absent field is
+// treated as empty: it matches null and values that match the empty string,
+// except a bare '*', which needs a value. A multi-valued attribute (DNS
+// answers) matches if any element does.
 //
-// Supported modifiers: contains, startswith, endswith, all, cased, re (with
-// i, m, s), windash, cidr, exists. Rejected as not supported yet: base64,
-// base64offset, utf16*/wide, lt/lte/gt/gte/neq, fieldref, expand, the time
-// modifiers; correlation and filter documents. Regular expressions use Go's
-// RE2 syntax; PCRE-only constructs (look-around, back references) are
-// rejected when the rule is compiled.
+// Modifiers: contains, startswith, endswith, all, cased, exists, re (i, m,
+// s and their long names), cidr (IPv4 and IPv6, v4-mapped addresses
+// unmapped), windash (-, /, en dash, em dash, horizontal bar at the start of
+// an option), base64, base64offset (the three aligned encodings with the
+// unstable edge characters cut, as pySigma does), utf16le/wide, utf16be,
+// utf16 (with BOM), expand (%name% from Config.Placeholders, `\%` escapes;
+// an undefined placeholder rejects the rule), fieldref (with contains,
+// startswith, endswith, cased, neq), lt/lte/gt/gte/neq, and the 2.1 time
+// parts minute/hour/day/week/month/year. Transformations apply in chain
+// order; encoding a value with wildcards is an error. Regular expressions
+// use Go's RE2 syntax; PCRE-only constructs (look-around, back references)
+// are rejected when the rule is compiled. Not supported (rejected with
+// UnsupportedError): the value_sum/value_avg/value_percentile correlation
+// metrics.
+//
+// # Filters and correlations
+//
+// A filter document (filter: {rules: [...], searches, condition}) adds "and
+// not <filter>" to the condition of each rule it names, resolving the
+// filter's fields as that rule's are.
+//
+// Correlation rules (event_count, value_count, temporal, temporal_ordered,
+// with group-by, aliases, timespan, condition and generate; chaining a
+// correlation on another) are compiled with the rule set and evaluated by a
+// Correlator, the only stateful part: feed it RuleSet.EvalHits of each event
+// (or use Correlating, whose Eval does both).
+// Windows follow event time. The watermark is the newest event time minus
+// CorrelatorConfig.Lateness: an event older than the watermark is dropped
+// (Stats.Late); matches arriving out of order within the lateness are
+// inserted in time order. A window is [t, t+timespan] inclusive, starting at
+// any match of the group. A condition with only lower bounds (gt, gte) fires
+// as soon as a window holding the new match satisfies it, and the window's
+// matches are consumed so the next finding needs fresh ones; a condition
+// with an upper bound (lt, lte, eq, neq, ranges) is decided when the window
+// closes (the watermark passes its end, Correlator.Advance moves the
+// watermark on idle streams). Groups are keyed by agency and the group-by
+// values (agencies never mix); their count and size are bounded
+// (Stats.Overflow). A rule referenced by a correlation without generate:
+// true raises no finding of its own. The finding id is a hash of the first
+// event id and the correlation id and group, so a replay of the same events
+// gives the same finding and ClickHouse dedupes it.
+//
+// # Correlations across instances (design)
+//
+// Several `watchfloor run` instances share the SOC_RAW consumer, so the
+// matches of one group key arrive at different instances. Correlation state
+// must have one owner per group key. The design routes only the hits that
+// correlations need through JetStream:
+//
+//  1. Each instance evaluates detection rules as now. For every hit of a rule
+//     referenced by a correlation it publishes a small record {correlation
+//     id, agency, group-by values, value_count value, event id, event time,
+//     rule position} to soc.corr.<agency>.<p>, where p = fnv32(correlation id
+//     + group values) mod P (P partitions, e.g. 16, fixed per deployment) and
+//     Nats-Msg-Id = <event id>:<correlation id>, so a redelivered raw batch
+//     publishes duplicates that the stream's duplicate window drops. The raw
+//     batch is acked only after these publishes are acknowledged, like the
+//     findings.
+//  2. Stream SOC_CORR (file storage, R3 in production, MaxAge ≥ the longest
+//     timespan + lateness, so state can be rebuilt from it) holds them. For
+//     each partition p there is one durable pull consumer corr-p filtering
+//     soc.corr.*.<p>, with PriorityPolicy "pinned_client" (NATS 2.11+
+//     priority groups): every instance pulls from every partition consumer,
+//     and the server delivers each partition to exactly one pinned instance
+//     at a time, moving the pin when that instance stops pulling (PinnedTTL).
+//     This is the engine's own ownership mechanism: no home-made election.
+//  3. The owner of a partition runs one Correlator for it (Observe with the
+//     records, Advance on a timer) and publishes its findings to
+//     soc.detections.<agency>.<level> and the sink, acking correlation
+//     records once the findings that consumed them are stored.
+//  4. When an instance gains a pin (start or failover) it rebuilds the
+//     partition's state by reading the consumer's stream from now − (max
+//     timespan + lateness) (an ordered consumer with DeliverByStartTime)
+//     before taking live records; deterministic finding ids make any
+//     finding re-raised during the rebuild a duplicate that ClickHouse
+//     dedupes.
+//
+// Only hits of correlation-referenced rules cross JetStream, so the extra
+// hop costs nothing for the bulk of events. This package holds the
+// in-process part (Correlator, RuleSet.CorrInputs, Correlator.ObserveInputs);
+// package detect/corrroute implements steps 1-3 (Ensure, Publisher, Owner,
+// tested with two owners on an embedded server, including failover). Step 4,
+// rebuilding open windows from the stream on takeover, is not implemented
+// yet: a new owner starts its partitions with empty windows, so matches
+// acknowledged by the previous owner do not count towards windows that were
+// open at the takeover. `watchfloor run` evaluates correlations in-process
+// (Correlating wraps the rule set): correct for a single instance; wiring
+// corrroute into run for several instances is the next step.
 //
 // # How it grows
 //
-// New modifiers are a case in parseModifiers plus a stringMatcher (or a
-// value transformation before the glob compiler, as base64offset needs);
-// fieldref and numeric comparisons get their own matcher kinds next to
-// fieldMatcher. New event attributes are one line in attributes.go and names
-// in mapping.yaml. Correlation rules compile to a stage after Eval that keys
-// findings by group-by fields and windows them; filters wrap a rule's
-// condition as "condition and not filter" at compile time. Indexing beyond the
-// logsource groups (a shared automaton per attribute across all rules of a
-// group, so each event string is scanned once for every rule) replaces the
-// per-rule automata without touching the parser or the API.
+// New modifiers are a case in parseModifiers plus a stringMatcher or a value
+// transformation (modifiers.go). New event attributes are one line in
+// attributes.go and names in mapping.yaml; new logsources are entries in
+// mapping.yaml (events selected by class, format, product or unmapped
+// values such as Channel and EventID, with per-logsource field overrides).
 package detect

@@ -3,6 +3,7 @@ package detect_test
 import (
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/watchfloor/watchfloor/detect"
 	"github.com/watchfloor/watchfloor/schemas"
@@ -46,4 +47,56 @@ detection:
 	}
 	// Output:
 	// medium 3 DNS Query for a Dynamic DNS Provider Host [attack.command-and-control attack.t1568]
+}
+
+func ExampleCorrelator() {
+	rules, err := detect.ParseRules([]byte(`
+title: Failed logon
+id: failed-logon
+name: failed_logon
+level: low
+logsource: {product: linux, service: sshd}
+detection:
+    sel: {message|startswith: 'Failed password'}
+    condition: sel
+---
+title: Password guessing
+id: ssh-bruteforce
+level: high
+tags: [attack.credential-access, attack.t1110.001]
+correlation:
+    type: event_count
+    rules: [failed_logon]
+    group-by: [src_ip]
+    timespan: 5m
+    condition: {gte: 3}
+`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	rs, err := detect.Compile(rules, detect.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	corr, err := detect.NewCorrelator(rs, detect.DefaultCorrelatorConfig())
+	if err != nil {
+		log.Fatal(err)
+	}
+	t0 := time.Date(2025, 1, 20, 10, 0, 0, 0, time.UTC)
+	for i := 0; i < 3; i++ {
+		ev := &schemas.Event{
+			ID: schemas.EventID("sensor-2:9", i), Agency: "doj", Format: "syslog", ProcessName: "sshd",
+			Time:    t0.Add(time.Duration(i) * time.Minute),
+			Message: "Failed password for root from 203.0.113.7 port 4242 ssh2",
+			Src:     schemas.Endpoint{IP: "203.0.113.7"},
+		}
+		hits := rs.EvalHits(ev, nil)
+		findings := rs.Findings(ev, hits, nil) // the base rule only feeds the correlation
+		findings = corr.Observe(ev, hits, findings)
+		for _, f := range findings {
+			fmt.Println(f.RuleID, f.RuleLevel, f.Techniques, len(f.EventIDs), "events")
+		}
+	}
+	// Output:
+	// ssh-bruteforce high [T1110.001] 3 events
 }

@@ -99,3 +99,10 @@ func parseFile(path string, data []byte) ([]*Rule, []error) {
 	}
 	return rules, errs
 }
+
+// ParseRules parses every YAML document of data (detection rules,
+// correlations, filters), as LoadDir does for one file.
+func ParseRules(data []byte) ([]*Rule, error) {
+	rules, errs := parseFile("", data)
+	return rules, errors.Join(errs...)
+}

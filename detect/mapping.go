@@ -21,7 +21,10 @@ var defaultMappingYAML []byte
 type Mapping struct {
 	// Keywords lists the attributes a field-less (keyword) search matches.
 	Keywords []string `yaml:"keywords"`
-	// Fields maps a Sigma field name to an attribute name (attributes.go).
+	// Fields maps a Sigma field name to an attribute name (attributes.go),
+	// or to "unmapped:<key>" for a vendor field kept in the event's unmapped
+	// attributes under another name. A mapped field whose attribute is empty
+	// in an event reads the unmapped attribute of the Sigma name instead.
 	Fields map[string]string `yaml:"fields"`
 	// Logsources selects events for a rule's logsource.
 	Logsources []LogsourceMapping `yaml:"logsources"`
@@ -32,6 +35,9 @@ type LogsourceMapping struct {
 	Name   string         `yaml:"name"`
 	Match  LogsourceMatch `yaml:"match"`
 	Events EventSelector  `yaml:"events"`
+	// Fields overrides Mapping.Fields for the rules this entry selects
+	// (the first selected entry that names a field wins).
+	Fields map[string]string `yaml:"fields"`
 }
 
 // LogsourceMatch lists the accepted values of each logsource key. An empty
@@ -47,9 +53,14 @@ type LogsourceMatch struct {
 // pipeline writes them.
 type EventSelector struct {
 	ClassUID    []uint32 `yaml:"class_uid"`
+	ActivityID  []uint32 `yaml:"activity_id"`
 	Format      []string `yaml:"format"`
 	Product     []string `yaml:"product"`      // metadata.product
 	ProcessName []string `yaml:"process_name"` // actor.process.name
+	unmapped    []unmappedSel
+	// Unmapped requires unmapped attributes to hold one of the listed values
+	// (exact), e.g. {EventID: ["1"], Channel: [Microsoft-Windows-Sysmon/Operational]}.
+	Unmapped map[string][]string `yaml:"unmapped"`
 }
 
 // DefaultMapping returns the mapping embedded from detect/mapping.yaml.
@@ -70,6 +81,9 @@ func ParseMapping(data []byte) (*Mapping, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
+	for i := range m.Logsources {
+		m.Logsources[i].Events.prepare()
+	}
 	return &m, nil
 }
 
@@ -83,8 +97,8 @@ func (m *Mapping) Validate() error {
 		}
 	}
 	for f, a := range m.Fields {
-		if _, ok := lookupAttribute(a); !ok {
-			errs = append(errs, fmt.Errorf("mapping.fields.%s: unknown attribute %q", f, a))
+		if err := checkFieldTarget(a); err != nil {
+			errs = append(errs, fmt.Errorf("mapping.fields.%s: %w", f, err))
 		}
 	}
 	for i, l := range m.Logsources {
@@ -92,11 +106,31 @@ func (m *Mapping) Validate() error {
 			errs = append(errs, fmt.Errorf("mapping.logsources[%d].name is required", i))
 		}
 		e := l.Events
-		if len(e.ClassUID) == 0 && len(e.Format) == 0 && len(e.Product) == 0 && len(e.ProcessName) == 0 {
+		if len(e.ClassUID) == 0 && len(e.Format) == 0 && len(e.Product) == 0 && len(e.ProcessName) == 0 && len(e.Unmapped) == 0 {
 			errs = append(errs, fmt.Errorf("mapping.logsources[%d] (%s).events must select something", i, l.Name))
+		}
+		for f, a := range l.Fields {
+			if err := checkFieldTarget(a); err != nil {
+				errs = append(errs, fmt.Errorf("mapping.logsources[%d] (%s).fields.%s: %w", i, l.Name, f, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+const unmappedPrefix = "unmapped:"
+
+func checkFieldTarget(a string) error {
+	if k, ok := strings.CutPrefix(a, unmappedPrefix); ok {
+		if k == "" {
+			return errors.New("\"unmapped:\" needs a key")
+		}
+		return nil
+	}
+	if _, ok := lookupAttribute(a); !ok {
+		return fmt.Errorf("unknown attribute %q", a)
+	}
+	return nil
 }
 
 func matchKey(accepted []string, v string) bool {
@@ -113,15 +147,19 @@ func matchKey(accepted []string, v string) bool {
 
 // selectorsFor returns the event selectors a logsource applies to (ORed),
 // nil when none is mapped.
-func (m *Mapping) selectorsFor(ls Logsource) []EventSelector {
+func (m *Mapping) selectorsFor(ls Logsource) ([]EventSelector, []map[string]string) {
 	var out []EventSelector
+	var fields []map[string]string
 	ls.Product, ls.Category, ls.Service = strings.ToLower(ls.Product), strings.ToLower(ls.Category), strings.ToLower(ls.Service)
 	for _, l := range m.Logsources {
 		if matchKey(l.Match.Product, ls.Product) && matchKey(l.Match.Category, ls.Category) && matchKey(l.Match.Service, ls.Service) {
 			out = append(out, l.Events)
+			if l.Fields != nil {
+				fields = append(fields, l.Fields)
+			}
 		}
 	}
-	return out
+	return out, fields
 }
 
 func (s *EventSelector) match(ev *schemas.Event) bool {
@@ -137,10 +175,45 @@ func (s *EventSelector) match(ev *schemas.Event) bool {
 	if len(s.ProcessName) > 0 && !slices.Contains(s.ProcessName, ev.ProcessName) {
 		return false
 	}
+	if len(s.ActivityID) > 0 && !slices.Contains(s.ActivityID, ev.ActivityID) {
+		return false
+	}
+	for _, u := range s.unmapped {
+		v, ok := ev.UnmappedValue(u.key)
+		if !ok || !slices.Contains(u.values, v) {
+			return false
+		}
+	}
 	return true
 }
 
+type unmappedSel struct {
+	key    string
+	values []string
+}
+
+// prepare sorts the unmapped conditions into a slice so matching does not
+// range over a map.
+func (s *EventSelector) prepare() {
+	s.unmapped = s.unmapped[:0]
+	keys := make([]string, 0, len(s.Unmapped))
+	for k := range s.Unmapped {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		s.unmapped = append(s.unmapped, unmappedSel{key: k, values: s.Unmapped[k]})
+	}
+}
+
 func (s *EventSelector) key() string {
-	return fmt.Sprintf("class=%v format=%s product=%s process=%s", s.ClassUID,
+	k := fmt.Sprintf("class=%v format=%s product=%s process=%s", s.ClassUID,
 		strings.Join(s.Format, ","), strings.Join(s.Product, ","), strings.Join(s.ProcessName, ","))
+	if len(s.ActivityID) > 0 {
+		k += fmt.Sprintf(" activity=%v", s.ActivityID)
+	}
+	for _, u := range s.unmapped {
+		k += " " + u.key + "=" + strings.Join(u.values, ",")
+	}
+	return k
 }

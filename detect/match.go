@@ -425,14 +425,43 @@ func indexFold(s, p string) (int, int, bool) {
 	}
 }
 
-// indexFoldSlow tries every rune boundary of s.
+// indexFoldSlow handles a pattern that starts with a non-ASCII rune:
+// candidate starts are the occurrences (found with strings.Index) of the
+// UTF-8 encodings of every rune that case-folds to that first rune.
 func indexFoldSlow(s, p string) (int, int, bool) {
-	for i := 0; i < len(s); {
-		if n, ok := prefixFold(s[i:], p); ok {
-			return i, i + n, true
+	r0, _ := utf8.DecodeRuneInString(p)
+	var bufs [4][utf8.UTFMax]byte
+	var lens [4]int
+	nv := 0
+	for r := r0; nv < len(bufs); {
+		lens[nv] = utf8.EncodeRune(bufs[nv][:], r)
+		nv++
+		if r = unicode.SimpleFold(r); r == r0 {
+			break
 		}
-		_, size := utf8.DecodeRuneInString(s[i:])
-		i += size
 	}
-	return 0, 0, false
+	var next [4]int
+	for k := 0; k < nv; k++ {
+		next[k] = strings.Index(s, string(bufs[k][:lens[k]]))
+	}
+	for {
+		i, ki := -1, -1
+		for k := 0; k < nv; k++ {
+			if next[k] >= 0 && (i < 0 || next[k] < i) {
+				i, ki = next[k], k
+			}
+		}
+		if i < 0 {
+			return 0, 0, false
+		}
+		if m, ok := prefixFold(s[i:], p); ok {
+			return i, i + m, true
+		}
+		step := i + lens[ki]
+		if j := strings.Index(s[step:], string(bufs[ki][:lens[ki]])); j >= 0 {
+			next[ki] = step + j
+		} else {
+			next[ki] = -1
+		}
+	}
 }

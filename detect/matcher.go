@@ -39,12 +39,53 @@ type notM struct{ m matcher }
 func (n notM) match(ev *schemas.Event) bool { return !n.m.match(ev) }
 
 // source is where a field item reads its value, resolved at compile time:
-// an attribute of the event struct, the event's unmapped attribute of a
-// given key, or the keyword attributes.
+// an attribute of the event struct (falling back to the unmapped attribute
+// named unmapped when the event leaves it empty, so vendor field names stay
+// reachable), the event's unmapped attribute of a given key, or the keyword
+// attributes.
 type source struct {
 	attr     *attribute
 	unmapped string
 	keywords []*attribute
+}
+
+// key identifies the source for the index.
+func (s *source) key() string {
+	if s.keywords != nil {
+		return "keywords"
+	}
+	if s.attr != nil {
+		return s.attr.name + "|" + s.unmapped
+	}
+	return "|" + s.unmapped
+}
+
+// first returns the source's value in ev (the first element of a list
+// attribute) and whether it is present.
+func (s *source) first(ev *schemas.Event) (string, bool) {
+	if a := s.attr; a != nil {
+		switch a.kind {
+		case kindString:
+			if v := a.str(ev); v != "" {
+				return v, true
+			}
+		case kindStrings:
+			for _, v := range a.strs(ev) {
+				if v != "" {
+					return v, true
+				}
+			}
+		default:
+			if n, ok := a.integer(ev); ok {
+				return strconv.FormatInt(n, 10), true
+			}
+		}
+	}
+	if s.unmapped != "" {
+		v, ok := ev.UnmappedValue(s.unmapped)
+		return v, ok && v != ""
+	}
+	return "", false
 }
 
 // fieldMatcher is one compiled `field|modifiers: values` item.
@@ -54,6 +95,7 @@ type source struct {
 // For a multi-valued attribute any element may match; with "all" every value
 // must be matched by some element.
 type fieldMatcher struct {
+	field   string // the Sigma field name, for findings
 	src     source
 	values  []stringMatcher
 	ints    []int64 // exact integer values, for integer attributes
@@ -64,35 +106,95 @@ type fieldMatcher struct {
 }
 
 func (f *fieldMatcher) match(ev *schemas.Event) bool {
-	switch {
-	case f.src.keywords != nil:
+	if f.src.keywords != nil {
 		return f.matchKeywords(ev)
-	case f.src.attr == nil:
+	}
+	if a := f.src.attr; a != nil {
+		switch a.kind {
+		case kindString:
+			if v := a.str(ev); v != "" {
+				return f.matchOne(v, true)
+			}
+		case kindStrings:
+			if vs := a.strs(ev); hasValue(vs) {
+				return f.matchList(vs)
+			}
+		default:
+			if n, ok := a.integer(ev); ok {
+				return f.matchInt(n)
+			}
+		}
+	}
+	if f.src.unmapped != "" {
 		v, ok := ev.UnmappedValue(f.src.unmapped)
 		return f.matchOne(v, ok && v != "")
 	}
-	a := f.src.attr
-	switch a.kind {
-	case kindString:
-		v := a.str(ev)
-		return f.matchOne(v, v != "")
-	case kindStrings:
-		return f.matchList(a.strs(ev))
-	default:
-		n, ok := a.integer(ev)
-		if f.exists != 0 || !ok {
-			return f.matchOne("", ok)
+	return f.matchOne("", false)
+}
+
+func hasValue(vs []string) bool {
+	for _, v := range vs {
+		if v != "" {
+			return true
 		}
-		for _, want := range f.ints {
-			if n == want {
-				return true
+	}
+	return false
+}
+
+func (f *fieldMatcher) matchInt(n int64) bool {
+	if f.exists != 0 {
+		return f.exists > 0
+	}
+	for _, want := range f.ints {
+		if n == want {
+			return true
+		}
+	}
+	if len(f.values) == 0 {
+		return false
+	}
+	if f.all {
+		for _, m := range f.values {
+			if !matchIntValue(m, n) {
+				return false
 			}
 		}
-		if len(f.values) == 0 {
-			return false
-		}
-		return f.matchOne(strconv.FormatInt(n, 10), true)
+		return true
 	}
+	for _, m := range f.values {
+		if matchIntValue(m, n) {
+			return true
+		}
+	}
+	return false
+}
+
+func matchIntValue(m stringMatcher, n int64) bool {
+	if im, ok := m.(intMatcher); ok {
+		return im.matchInt(n)
+	}
+	var buf [24]byte
+	return m.matchString(string(strconv.AppendInt(buf[:0], n, 10)))
+}
+
+// fieldrefMatcher compares two fields of the same event (fieldref).
+type fieldrefMatcher struct {
+	field      string
+	src, other source
+	position   string
+	fold, neq  bool
+}
+
+func (f *fieldrefMatcher) match(ev *schemas.Event) bool {
+	v, ok := f.src.first(ev)
+	if !ok {
+		return false
+	}
+	ref, ok := f.other.first(ev)
+	if !ok {
+		return false
+	}
+	return compareStrings(v, ref, f.position, f.fold) != f.neq
 }
 
 // matchOne matches a single-valued field.
@@ -128,7 +230,7 @@ func (f *fieldMatcher) matchList(vs []string) bool {
 			break
 		}
 	}
-	if f.exists != 0 || !present {
+	if f.exists != 0 {
 		return f.matchOne("", present)
 	}
 	if f.all {

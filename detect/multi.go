@@ -1,6 +1,9 @@
 package detect
 
-import "unicode/utf8"
+import (
+	"unicode"
+	"unicode/utf8"
+)
 
 // multiContains matches "contains any of these literals", case-insensitively,
 // in one pass over the input: an Aho-Corasick automaton over ASCII-folded
@@ -122,6 +125,35 @@ func (m *multiContains) matchSlow(s string) bool {
 // mergeContains replaces four or more case-insensitive ASCII "contains"
 // matchers of an OR list by one automaton, keeping the others in order.
 func mergeContains(ms []stringMatcher) []stringMatcher {
+	return mergeContainsUni(mergeContainsASCII(ms))
+}
+
+// mergeContainsUni replaces four or more case-insensitive "contains"
+// matchers whose literal starts with a non-ASCII rune by one matcher.
+func mergeContainsUni(ms []stringMatcher) []stringMatcher {
+	uni := func(sm stringMatcher) (string, bool) {
+		c, ok := sm.(containsMatcher)
+		return c.lit, ok && c.fold && c.lit != "" && c.lit[0] >= utf8.RuneSelf
+	}
+	var lits []string
+	for _, sm := range ms {
+		if l, ok := uni(sm); ok {
+			lits = append(lits, l)
+		}
+	}
+	if len(lits) < minMultiContains {
+		return ms
+	}
+	out := []stringMatcher{newMultiContainsUni(lits)}
+	for _, sm := range ms {
+		if _, ok := uni(sm); !ok {
+			out = append(out, sm)
+		}
+	}
+	return out
+}
+
+func mergeContainsASCII(ms []stringMatcher) []stringMatcher {
 	var lits []string
 	for _, sm := range ms {
 		if c, ok := sm.(containsMatcher); ok && c.fold && c.lit != "" && isASCII(c.lit) {
@@ -254,4 +286,70 @@ func mergeAffixes(ms []stringMatcher) []stringMatcher {
 		out = append(out, sm)
 	}
 	return out
+}
+
+// multiContainsUni matches "contains any of these literals" for literals
+// that start with a non-ASCII rune (homoglyph lists hold hundreds): the
+// literals are grouped by the case-folded class of their first rune, and
+// one pass over the input tries only the literals whose first rune folds
+// like the input's rune at that position. ASCII input bytes that start no
+// literal cost one table look-up.
+type multiContainsUni struct {
+	asciiStart [utf8.RuneSelf]bool
+	byFirst    map[rune][]string
+	slow       []stringMatcher
+}
+
+// foldClass is a canonical member of r's simple case-folding orbit.
+func foldClass(r rune) rune {
+	if r < utf8.RuneSelf {
+		return rune(lowerASCII(byte(r)))
+	}
+	m := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		m = min(m, f)
+	}
+	if m < utf8.RuneSelf {
+		return rune(lowerASCII(byte(m)))
+	}
+	return m
+}
+
+func newMultiContainsUni(lits []string) *multiContainsUni {
+	m := &multiContainsUni{byFirst: map[rune][]string{}}
+	for _, l := range lits {
+		r, _ := utf8.DecodeRuneInString(l)
+		c := foldClass(r)
+		m.byFirst[c] = append(m.byFirst[c], l)
+		if c < utf8.RuneSelf {
+			m.asciiStart[c] = true
+			m.asciiStart[unicode.ToUpper(c)] = true
+		}
+		m.slow = append(m.slow, containsMatcher{lit: l, fold: true})
+	}
+	return m
+}
+
+func (m *multiContainsUni) matchString(s string) bool {
+	for i := 0; i < len(s); {
+		b := s[i]
+		var r rune
+		size := 1
+		if b < utf8.RuneSelf {
+			if !m.asciiStart[b] {
+				i++
+				continue
+			}
+			r = rune(b)
+		} else {
+			r, size = utf8.DecodeRuneInString(s[i:])
+		}
+		for _, l := range m.byFirst[foldClass(r)] {
+			if _, ok := prefixFold(s[i:], l); ok {
+				return true
+			}
+		}
+		i += size
+	}
+	return false
 }

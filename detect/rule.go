@@ -16,6 +16,7 @@ import (
 type Rule struct {
 	Title          string
 	ID             string
+	Name           string // optional unique name; correlations and filters may refer to it
 	Status         string
 	Description    string
 	Level          string
@@ -27,6 +28,11 @@ type Rule struct {
 	FalsePositives []string
 	Logsource      Logsource
 	Detection      Detection
+
+	// Correlation is set for a correlation rule (which has no Detection),
+	// Filter for a filter (meta filter) document.
+	Correlation *CorrelationSpec
+	Filter      *FilterSpec
 
 	// Source is where the rule came from (a file path for LoadDir), used in
 	// error messages. Empty for rules parsed from bytes.
@@ -114,6 +120,7 @@ func (l *stringList) UnmarshalYAML(n *yaml.Node) error {
 type ruleDoc struct {
 	Title          string     `yaml:"title"`
 	ID             string     `yaml:"id"`
+	Name           string     `yaml:"name"`
 	Status         string     `yaml:"status"`
 	Description    string     `yaml:"description"`
 	Level          string     `yaml:"level"`
@@ -156,16 +163,26 @@ func parseRuleNode(doc *yaml.Node) (*Rule, error) {
 		return nil, fmt.Errorf("parse rule: %w", err)
 	}
 	r := &Rule{
-		Title: d.Title, ID: d.ID, Status: d.Status, Description: d.Description, Level: d.Level,
+		Title: d.Title, ID: d.ID, Name: d.Name, Status: d.Status, Description: d.Description, Level: d.Level,
 		Author: d.Author, Date: d.Date, Modified: d.Modified,
 		Tags: d.Tags, References: d.References, FalsePositives: d.FalsePositives,
 		Logsource: d.Logsource,
 	}
 	switch {
 	case d.Correlation.Kind != 0:
-		return r, unsupported("correlation rules")
+		c, err := parseCorrelation(&d.Correlation)
+		if err != nil {
+			return r, fmt.Errorf("correlation: %w", err)
+		}
+		r.Correlation = c
+		return r, r.Validate()
 	case d.Filter.Kind != 0:
-		return r, unsupported("filter (meta filter) documents")
+		f, err := parseFilter(&d.Filter)
+		if err != nil {
+			return r, fmt.Errorf("filter: %w", err)
+		}
+		r.Filter = f
+		return r, r.Validate()
 	case d.Action != "":
 		return r, unsupported("action: " + d.Action + " documents")
 	}
@@ -199,6 +216,8 @@ func (r *Rule) Validate() error {
 		errs = append(errs, fmt.Errorf("id %q must be 1-128 characters of letters, digits, '.', '_' and '-' (a UUID is best)", r.ID))
 	}
 	switch {
+	case r.Filter != nil:
+		// Filters carry no level or status.
 	case r.Level == "":
 		errs = append(errs, errors.New("level is required"))
 	case !oneOf(r.Level, levels):
@@ -207,13 +226,44 @@ func (r *Rule) Validate() error {
 	if r.Status != "" && !oneOf(r.Status, statuses) {
 		errs = append(errs, fmt.Errorf("status %q is not one of %s", r.Status, strings.Join(statuses, ", ")))
 	}
-	if len(r.Detection.Searches) == 0 {
+	det := r.Detection
+	switch {
+	case r.Correlation != nil:
+		errs = append(errs, r.Correlation.validate())
+		return errors.Join(errs...)
+	case r.Filter != nil:
+		det = r.Filter.Detection
+		if len(r.Filter.Rules) == 0 {
+			errs = append(errs, errors.New("filter.rules must name at least one rule"))
+		}
+	}
+	if len(det.Searches) == 0 {
 		errs = append(errs, errors.New("detection has no search identifiers"))
 	}
-	if len(r.Detection.Conditions) == 0 {
+	if len(det.Conditions) == 0 {
 		errs = append(errs, errors.New("detection.condition is required"))
 	}
 	return errors.Join(errs...)
+}
+
+// Kind is the kind of a Sigma document.
+type Kind uint8
+
+const (
+	KindDetection Kind = iota
+	KindCorrelation
+	KindFilter
+)
+
+// Kind returns the kind of document r was parsed from.
+func (r *Rule) Kind() Kind {
+	switch {
+	case r.Correlation != nil:
+		return KindCorrelation
+	case r.Filter != nil:
+		return KindFilter
+	}
+	return KindDetection
 }
 
 func oneOf(s string, set []string) bool {

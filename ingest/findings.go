@@ -48,6 +48,15 @@ type findingInfo struct {
 	Title    string   `json:"title"`
 	Analytic analytic `json:"analytic"`
 	Types    []string `json:"types,omitempty"`
+	Attacks  []attack `json:"attacks,omitempty"`
+}
+
+// attack is an OCSF MITRE ATT&CK object: the technique a rule's
+// attack.tNNNN tag names.
+type attack struct {
+	Technique struct {
+		UID string `json:"uid"`
+	} `json:"technique"`
 }
 
 type analytic struct {
@@ -59,7 +68,9 @@ type analytic struct {
 
 type findingEvent struct {
 	EventUID string `json:"event_uid"`
-	ClassUID uint32 `json:"class_uid"`
+	ClassUID uint32 `json:"class_uid,omitempty"`
+	// Data names the Sigma fields that matched (detect.Finding.Matched).
+	Data map[string][]string `json:"data,omitempty"`
 }
 
 // FindingJSON renders f as OCSF Detection Finding JSON.
@@ -85,6 +96,19 @@ func FindingJSON(f *schemas.Finding) ([]byte, error) {
 		},
 		Agency:   f.Agency,
 		Evidence: []findingEvent{{EventUID: f.EventID.String(), ClassUID: f.EventClass}},
+	}
+	if len(f.Matched) > 0 {
+		d.Evidence[0].Data = map[string][]string{"matched_fields": f.Matched}
+	}
+	for _, id := range f.EventIDs { // a correlation: every event that made up the match
+		if id != f.EventID {
+			d.Evidence = append(d.Evidence, findingEvent{EventUID: id.String()})
+		}
+	}
+	for _, t := range f.Techniques {
+		var a attack
+		a.Technique.UID = t
+		d.FindingInfo.Attacks = append(d.FindingInfo.Attacks, a)
 	}
 	return json.Marshal(&d)
 }

@@ -124,6 +124,43 @@ type DNS struct {
 	RTT           float64  // seconds between query and response, 0 if unknown
 }
 
+// Network carries Network Activity (4001) traffic figures
+// (traffic.bytes_in & co, connection_info.direction).
+type Network struct {
+	Direction  string // connection_info.direction: "Inbound", "Outbound", "Lateral", ""
+	BytesIn    uint64
+	BytesOut   uint64
+	PacketsIn  uint64
+	PacketsOut uint64
+}
+
+// HTTP carries HTTP Activity (4002) attributes.
+type HTTP struct {
+	Method     string // http_request.http_method
+	URL        string // http_request.url.url_string
+	Hostname   string // http_request.url.hostname
+	StatusCode uint16 // http_response.code
+	UserAgent  string // http_request.user_agent
+	Referrer   string // http_request.referrer
+}
+
+// Auth carries Authentication (3002) attributes; the outcome is StatusID
+// and the account is UserName.
+type Auth struct {
+	Protocol  string // auth_protocol ("NTLM", "Kerberos", "password", "publickey")
+	LogonType string // logon_type ("Interactive", "Network", ...)
+	Service   string // service.name (e.g. "sshd")
+}
+
+// Process carries Process Activity (1007) attributes beyond the actor
+// process name/pid kept in Event.ProcessName/ProcessPID.
+type Process struct {
+	CmdLine    string // process.cmd_line
+	Path       string // process.file.path
+	ParentName string // process.parent_process.name
+	ParentPID  uint32 // process.parent_process.pid
+}
+
 // Observable is one OCSF observable (type_id, attribute path, value).
 type Observable struct {
 	TypeID uint8
@@ -163,7 +200,11 @@ type Event struct {
 	UserName       string // user.name
 	Protocol       string // connection_info.protocol_name ("udp", "tcp")
 
-	DNS DNS
+	DNS     DNS
+	Network Network // class-specific columns, zero when not that class
+	HTTP    HTTP
+	Auth    Auth
+	Process Process
 
 	Observables []Observable
 	Unmapped    []KV
@@ -216,6 +257,9 @@ type Finding struct {
 	SeverityID   uint8
 	EventClass   uint32
 	Tags         []string
+	Techniques   []string // ATT&CK technique ids from attack.tNNNN tags ("T1059.001")
+	Matched      []string // Sigma fields whose values matched ("keywords" for a keyword search)
+	EventIDs     []ID     // correlation findings: the events that made up the match, oldest first
 }
 
 // SeverityForLevel maps a Sigma level to an OCSF severity_id.

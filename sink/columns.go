@@ -89,46 +89,53 @@ func appendEvents(b driver.Batch, evs []schemas.Event) error {
 	w.add(col(evs, func(e *E) []string { return nonNil(e.DNS.Answers) }))
 	w.add(col(evs, func(e *E) []uint32 { return nonNil(e.DNS.TTLs) }))
 	w.add(col(evs, func(e *E) float64 { return e.DNS.RTT }))
-	w.add(col(evs, func(e *E) []uint8 {
-		out := make([]uint8, len(e.Observables))
-		for i := range e.Observables {
-			out[i] = e.Observables[i].TypeID
-		}
-		return out
-	}))
-	w.add(col(evs, func(e *E) []string {
-		out := make([]string, len(e.Observables))
-		for i := range e.Observables {
-			out[i] = e.Observables[i].Name
-		}
-		return out
-	}))
-	w.add(col(evs, func(e *E) []string {
-		out := make([]string, len(e.Observables))
-		for i := range e.Observables {
-			out[i] = e.Observables[i].Value
-		}
-		return out
-	}))
-	w.add(col(evs, func(e *E) []string {
-		out := make([]string, len(e.Unmapped))
-		for i := range e.Unmapped {
-			out[i] = e.Unmapped[i].Key
-		}
-		return out
-	}))
-	w.add(col(evs, func(e *E) []string {
-		out := make([]string, len(e.Unmapped))
-		for i := range e.Unmapped {
-			out[i] = e.Unmapped[i].Value
-		}
-		return out
-	}))
+	w.add(nested(evs, func(e *E) int { return len(e.Observables) }, func(e *E, i int) uint8 { return e.Observables[i].TypeID }))
+	w.add(nested(evs, func(e *E) int { return len(e.Observables) }, func(e *E, i int) string { return e.Observables[i].Name }))
+	w.add(nested(evs, func(e *E) int { return len(e.Observables) }, func(e *E, i int) string { return e.Observables[i].Value }))
+	w.add(nested(evs, func(e *E) int { return len(e.Unmapped) }, func(e *E, i int) string { return e.Unmapped[i].Key }))
+	w.add(nested(evs, func(e *E) int { return len(e.Unmapped) }, func(e *E, i int) string { return e.Unmapped[i].Value }))
 	w.add(strs(evs, func(e *E) string { return e.Raw }))
+	w.add(strs(evs, func(e *E) string { return e.Network.Direction }))
+	w.add(col(evs, func(e *E) uint64 { return e.Network.BytesIn }))
+	w.add(col(evs, func(e *E) uint64 { return e.Network.BytesOut }))
+	w.add(col(evs, func(e *E) uint64 { return e.Network.PacketsIn }))
+	w.add(col(evs, func(e *E) uint64 { return e.Network.PacketsOut }))
+	w.add(strs(evs, func(e *E) string { return e.HTTP.Method }))
+	w.add(strs(evs, func(e *E) string { return e.HTTP.URL }))
+	w.add(strs(evs, func(e *E) string { return e.HTTP.Hostname }))
+	w.add(col(evs, func(e *E) uint16 { return e.HTTP.StatusCode }))
+	w.add(strs(evs, func(e *E) string { return e.HTTP.UserAgent }))
+	w.add(strs(evs, func(e *E) string { return e.HTTP.Referrer }))
+	w.add(strs(evs, func(e *E) string { return e.Auth.Protocol }))
+	w.add(strs(evs, func(e *E) string { return e.Auth.LogonType }))
+	w.add(strs(evs, func(e *E) string { return e.Auth.Service }))
+	w.add(strs(evs, func(e *E) string { return e.Process.CmdLine }))
+	w.add(strs(evs, func(e *E) string { return e.Process.Path }))
+	w.add(strs(evs, func(e *E) string { return e.Process.ParentName }))
+	w.add(col(evs, func(e *E) uint32 { return e.Process.ParentPID }))
 	if w.err == nil && w.i != len(schemas.EventColumns) {
 		return fmt.Errorf("events: wrote %d columns, table has %d", w.i, len(schemas.EventColumns))
 	}
 	return w.err
+}
+
+// nested builds an Array column with one backing array for the whole batch
+// (two allocations per column instead of one per row).
+func nested[T any, V any](rows []T, n func(*T) int, get func(*T, int) V) [][]V {
+	total := 0
+	for i := range rows {
+		total += n(&rows[i])
+	}
+	flat := make([]V, 0, total)
+	out := make([][]V, len(rows))
+	for i := range rows {
+		start := len(flat)
+		for j, k := 0, n(&rows[i]); j < k; j++ {
+			flat = append(flat, get(&rows[i], j))
+		}
+		out[i] = flat[start:len(flat):len(flat)]
+	}
+	return out
 }
 
 func nonNil[T any](s []T) []T {

@@ -6,7 +6,8 @@
 // deterministic ids, so a write that is retried after a crash is harmless:
 // for redelivered input the sink first asks which ids are already stored and
 // skips them, and the tables' ReplacingMergeTree engine collapses whatever a
-// race lets through (see README, "Duplicates").
+// race lets through (docs/storage.md, "Dedupe"). Errors are classified in
+// one place, IsPermanent.
 package sink
 
 import (
@@ -111,8 +112,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 		return nil, err
 	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr:         cfg.Addr,
-		Auth:         clickhouse.Auth{Database: "default", Username: cfg.Username, Password: cfg.Password},
+		Addr: cfg.Addr,
+		// No login database: an agency analyst on 18.16 may use only its own.
+		Auth:         clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
 		DialTimeout:  cfg.DialTimeout,
 		MaxOpenConns: 8,
 		MaxIdleConns: 4,
@@ -182,8 +184,10 @@ func (r *Rows) Reset() {
 	r.Events, r.Findings, r.DeadLetters, r.Redelivered = r.Events[:0], r.Findings[:0], r.DeadLetters[:0], false
 }
 
-// Write stores rows. When it returns nil every row is durably in ClickHouse;
-// any error is worth retrying (the rows are unchanged and may be written again).
+// Write stores rows. When it returns nil every row is durably in ClickHouse.
+// On error the rows are unchanged and may be written again; IsPermanent
+// tells whether retrying can help (the sink's own rows are typed, so in
+// practice its errors are retryable: server down, timeouts, too many parts).
 func (s *Sink) Write(ctx context.Context, rows *Rows) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
 	defer cancel()

@@ -14,7 +14,7 @@ import (
 	"github.com/watchfloor/watchfloor/sink"
 )
 
-func openSink(t *testing.T) *sink.Sink {
+func openSink(t testing.TB) *sink.Sink {
 	t.Helper()
 	addr, db := chtest.Database(t)
 	cfg := sink.DefaultConfig()
@@ -192,3 +192,5 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("DefaultConfig().Validate() = %v", err)
 	}
 }
+
+func replaceDB(q, db string) string { return strings.ReplaceAll(q, "$db", db) }

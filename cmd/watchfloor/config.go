@@ -65,7 +65,7 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.StringVar(&cfg.NATSUser, "nats.user", "", "NATS user for --nats.url")
 	fs.StringVar(&cfg.NATSPassword, "nats.password", "", "NATS password (prefer WATCHFLOOR_NATS_PASSWORD; never logged)")
 	fs.StringVar(&cfg.NATSListen, "nats.listen", d.NATSListen, "address the embedded NATS server listens on, for sensors (host:port)")
-	fs.StringVar(&cfg.NATSUsers, "nats.users-file", "", "users file from 'watchfloor tenant add': the embedded server then admits only those users, with their permissions")
+	fs.StringVar(&cfg.NATSUsers, "nats.users-file", "", "users file from 'watchfloor nats-user add': the embedded server then admits only those users, with their permissions")
 	fs.StringVar(&cfg.NATSTLS.CAFile, "nats.tls-ca", "", "PEM CA that signs the NATS server's certificate (turns TLS on for the pipeline's connection)")
 	fs.StringVar(&cfg.NATSTLS.CertFile, "nats.tls-cert", "", "PEM client certificate for NATS, when the server asks for one")
 	fs.StringVar(&cfg.NATSTLS.KeyFile, "nats.tls-key", "", "PEM key of --nats.tls-cert")
@@ -212,7 +212,7 @@ func (c *config) validate(withRun bool) error {
 			errs = append(errs, errors.New("nats.listen-tls-* configure the embedded server: they need --nats.listen-tls-cert and no --nats.url"))
 		}
 		if c.NATSUsers != "" && c.NATSURL != "" {
-			errs = append(errs, errors.New("nats.users-file configures the embedded server; with --nats.url give the external server the block from 'watchfloor tenant add' instead"))
+			errs = append(errs, errors.New("nats.users-file configures the embedded server; with --nats.url give the external server the block from 'watchfloor nats-user add' instead"))
 		}
 		if c.NATSUsers != "" {
 			if _, err := ingest.LoadUsers(c.NATSUsers); err != nil {

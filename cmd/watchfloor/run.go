@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sourcegraph/conc"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
@@ -120,7 +121,13 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return fmt.Errorf("load rules from %s: %w", cfg.RulesDir, err)
 	}
-	log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len())
+	log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len(), "correlations", rules.Correlations())
+	// Correlations run in this process: correct for one instance; several
+	// instances need detect/corrroute (see detect's package doc).
+	correlating, err := detect.NewCorrelating(rules, detect.DefaultCorrelatorConfig())
+	if err != nil {
+		return fmt.Errorf("correlations: %w", err)
+	}
 	dnsDet, err := newDNSDetection(cfg.DNS, log)
 	if err != nil {
 		return err
@@ -202,7 +209,7 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer dnsDet.startReload(ctx)()
 
-	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, dnsDet.rules(rules),
+	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, dnsDet.rules(correlating),
 		&ingest.JetStreamFindings{JS: js}, metrics, log)
 	if err != nil {
 		return err
@@ -216,6 +223,16 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		defer srv.Close()
 	}
+	// Retention: servers without TTL (18.16) rely on this job to drop
+	// partitions past their table's retention; on the others it is a no-op
+	// safety net. It stops with the pipeline.
+	retCtx, stopRetention := context.WithCancel(ctx)
+	var bg conc.WaitGroup
+	bg.Go(func() { _ = s.RunRetention(retCtx, time.Hour, time.Now) })
+	defer func() {
+		stopRetention()
+		bg.Wait()
+	}()
 	err = p.Run(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err

@@ -46,12 +46,16 @@ mkdir -p "$DATA"
 # A second `make run` restarts the pipeline so it runs the binary just built.
 stop_pipeline
 echo "run.sh: starting watchfloor run (embedded NATS on $NATS_LISTEN, log in $LOG)"
+# The bundled samples date from 2013 and 2019: retention is off here, or the
+# retention job would drop them as soon as they are stored.
 nohup "$BIN/watchfloor" run \
 	--data-dir "$DATA/watchfloor" \
 	--nats.listen "$NATS_LISTEN" \
 	--clickhouse.addr "127.0.0.1:$CH_TCP" \
 	--metrics.listen "$METRICS_LISTEN" \
-	--rules detect/rules >"$LOG" 2>&1 &
+	--rules detect/rules \
+	--clickhouse.event-retention-days 0 \
+	--clickhouse.detection-retention-days 0 >"$LOG" 2>&1 &
 echo $! >"$PIDFILE"
 for i in $(seq 1 120); do
 	if curl -fsS "http://$METRICS_LISTEN/readyz" >/dev/null 2>&1; then break; fi

@@ -11,7 +11,7 @@ import (
 	"github.com/watchfloor/watchfloor/ingest"
 )
 
-const tenantUsage = `Usage: watchfloor tenant add [--role sensor|pipeline|engineer] [--users FILE] [--nats-conf FILE] NAME
+const natsUserUsage = `Usage: watchfloor nats-user add [--role sensor|pipeline|engineer] [--users FILE] [--nats-conf FILE] NAME
 
 Creates (or replaces) a NATS user with a fresh random password, kept in
 --users as a bcrypt hash, and rewrites --nats-conf, the authorization block
@@ -30,33 +30,33 @@ The embedded server of 'watchfloor run' loads the same file with
 --nats.users-file.
 
 Example:
-  watchfloor tenant add --users /etc/watchfloor/users.json doj
+  watchfloor nats-user add --users /etc/watchfloor/users.json doj
   wfsensor tail --user sensor-doj --agency doj ...   (password in WFSENSOR_PASSWORD)
 `
 
-func cmdTenant(_ context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func cmdNATSUser(_ context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "add" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprint(stdout, tenantUsage)
+			fmt.Fprint(stdout, natsUserUsage)
 			return nil
 		}
-		fmt.Fprint(stderr, tenantUsage)
-		return usageError{errors.New("tenant needs a subcommand: add")}
+		fmt.Fprint(stderr, natsUserUsage)
+		return usageError{errors.New("nats-user needs a subcommand: add")}
 	}
-	fs := flag.NewFlagSet("tenant add", flag.ContinueOnError)
+	fs := flag.NewFlagSet("nats-user add", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	role := fs.String("role", ingest.RoleSensor, "sensor, pipeline or engineer")
 	users := fs.String("users", "watchfloor-users.json", "users file (bcrypt hashes), created if missing")
 	conf := fs.String("nats-conf", "", "nats-server authorization block to write (default: the users file with .conf)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, tenantUsage)
+			fmt.Fprint(stdout, natsUserUsage)
 			return nil
 		}
 		return usageError{fmt.Errorf("%w (see --help)", err)}
 	}
 	if fs.NArg() != 1 {
-		return usageError{errors.New("tenant add needs exactly one NAME (the agency for --role sensor)")}
+		return usageError{errors.New("nats-user add needs exactly one NAME (the agency for --role sensor)")}
 	}
 	if *conf == "" {
 		*conf = *users + ".conf"
@@ -67,7 +67,7 @@ func cmdTenant(_ context.Context, args []string, getenv func(string) string, std
 	}
 	x, password, err := u.Add(*role, fs.Arg(0))
 	if err != nil {
-		return usageError{fmt.Errorf("tenant add: %w", err)}
+		return usageError{fmt.Errorf("nats-user add: %w", err)}
 	}
 	if err := u.SaveUsers(*users); err != nil {
 		return err

@@ -16,21 +16,21 @@ import (
 	"github.com/watchfloor/watchfloor/ingest"
 )
 
-// TestTenantAddEmbedded: the credentials 'watchfloor tenant add' prints
+// TestNATSUserAddEmbedded: the credentials 'watchfloor nats-user add' prints
 // work against the embedded server loading the users file, for the
 // agency's own subjects only.
-func TestTenantAddEmbedded(t *testing.T) {
+func TestNATSUserAddEmbedded(t *testing.T) {
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users.json")
 	add := func(args ...string) (user, password string) {
 		t.Helper()
 		var out, errb bytes.Buffer
-		if err := run(context.Background(), append([]string{"tenant", "add", "--users", users}, args...), func(string) string { return "" }, &out, &errb); err != nil {
-			t.Fatalf("tenant add %v: %v %s", args, err, errb.String())
+		if err := run(context.Background(), append([]string{"nats-user", "add", "--users", users}, args...), func(string) string { return "" }, &out, &errb); err != nil {
+			t.Fatalf("nats-user add %v: %v %s", args, err, errb.String())
 		}
 		m := regexp.MustCompile(`(?m)^user: (\S+)\npassword: (\S+)$`).FindStringSubmatch(out.String())
 		if m == nil {
-			t.Fatalf("tenant add output %q has no user and password", out.String())
+			t.Fatalf("nats-user add output %q has no user and password", out.String())
 		}
 		return m[1], m[2]
 	}
@@ -39,8 +39,8 @@ func TestTenantAddEmbedded(t *testing.T) {
 	if userA != "sensor-doj" {
 		t.Errorf("user = %q, want sensor-doj", userA)
 	}
-	if err := run(context.Background(), []string{"tenant", "add", "--users", users, "Bad Agency"}, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
-		t.Error("tenant add accepted an invalid agency")
+	if err := run(context.Background(), []string{"nats-user", "add", "--users", users, "Bad Agency"}, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		t.Error("nats-user add accepted an invalid agency")
 	}
 
 	u, err := ingest.LoadUsers(users)

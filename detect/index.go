@@ -1,0 +1,707 @@
+package detect
+
+import (
+	"regexp/syntax"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/watchfloor/watchfloor/schemas"
+)
+
+// This file is the literal prefilter that keeps the cost per event from
+// growing with the number of rules.
+//
+// At compile time every rule's condition is reduced to a necessary
+// condition: a set of (field, literal) atoms such that, if the rule matches
+// an event, at least one atom's literal occurs (ASCII case-folded) in that
+// field's value. AND keeps its most selective child's atoms, OR the union of
+// its children's; NOT, null, exists, regular expressions, CIDR, numbers and
+// fieldref give no atoms, and a rule whose condition reduces to nothing is
+// evaluated for every event of its group. All atoms of a group that read the
+// same field go into one Aho-Corasick automaton, so each field value of an
+// event is scanned once for all rules; only the rules whose atoms occur are
+// then evaluated in full. The prefilter only ever over-approximates: the full
+// evaluation decides.
+
+// maxAtom is the longest literal kept per atom: a window of a longer literal
+// is just as necessary and keeps the automaton small.
+const maxAtom = 8
+
+// minIndexedGroup is the rule count from which a group is prefiltered.
+const minIndexedGroup = 8
+
+type atom struct {
+	src source
+	lit string // ASCII, lower-cased, 1..maxAtom bytes
+}
+
+// A clause is an OR of atoms; a rule's prefilter is an AND of clauses (at
+// most maxClauses): the rule is a candidate when every clause has an atom
+// that occurs in the event.
+type clause []atom
+
+const maxClauses = 8
+
+// clausesOf returns the necessary clauses of m, or ok false when m can
+// match without any literal occurring.
+func clausesOf(m matcher) ([]clause, bool) {
+	switch m := m.(type) {
+	case andM:
+		var all []clause
+		for _, c := range m {
+			if cs, ok := clausesOf(c); ok {
+				all = append(all, cs...)
+			}
+		}
+		return bestClauses(all), len(all) > 0
+	case orM:
+		var u clause
+		for _, c := range m {
+			cs, ok := clausesOf(c)
+			if !ok {
+				return nil, false
+			}
+			u = append(u, bestClause(cs)...)
+		}
+		return []clause{u}, len(u) > 0
+	case *fieldMatcher:
+		return m.clauses()
+	}
+	return nil, false
+}
+
+// bestClauses keeps the maxClauses most selective clauses.
+func bestClauses(cs []clause) []clause {
+	if len(cs) <= maxClauses {
+		return cs
+	}
+	slices.SortStableFunc(cs, func(a, b clause) int {
+		switch {
+		case betterClause(a, b):
+			return -1
+		case betterClause(b, a):
+			return 1
+		}
+		return 0
+	})
+	return cs[:maxClauses]
+}
+
+func bestClause(cs []clause) clause {
+	best := cs[0]
+	for _, c := range cs[1:] {
+		if betterClause(c, best) {
+			best = c
+		}
+	}
+	return best
+}
+
+// betterClause reports whether a is more selective than b: a longer
+// shortest literal, then fewer atoms.
+func betterClause(a, b clause) bool {
+	sa, sb := clauseScore(a), clauseScore(b)
+	if sa != sb {
+		return sa > sb
+	}
+	return len(a) < len(b)
+}
+
+func clauseScore(c clause) int {
+	s := maxAtom + 1
+	for _, a := range c {
+		s = min(s, atomLen(a.lit))
+	}
+	return s
+}
+
+// nonASCIIAtom is the pseudo-literal of a literal that holds a rune whose
+// case folds are all non-ASCII: any non-ASCII byte in the value hits it.
+const nonASCIIAtom = "\x80"
+
+func atomLen(lit string) int {
+	if lit == nonASCIIAtom {
+		return 4 // rarer than most short literals in typical, mostly-ASCII logs
+	}
+	return len(lit)
+}
+
+// strictNonASCII reports whether s holds a rune none of whose case folds is
+// ASCII (so a string matching s under folding has a non-ASCII byte).
+func strictNonASCII(s string) bool {
+	for _, r := range s {
+		if r >= utf8.RuneSelf && r != utf8.RuneError && foldClass(r) >= utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fieldMatcher) clauses() ([]clause, bool) {
+	if f.exists != 0 || f.nullOK || f.emptyOK || len(f.ints) > 0 || len(f.values) == 0 {
+		return nil, false
+	}
+	if f.src.attr != nil && f.src.attr.kind == kindInt {
+		return nil, false
+	}
+	mk := func(lits [][]string) []clause {
+		out := make([]clause, len(lits))
+		for i, l := range lits {
+			for _, lit := range l {
+				out[i] = append(out[i], atom{src: f.src, lit: lit})
+			}
+		}
+		return out
+	}
+	if f.all {
+		// Every value must match: every value's clauses are necessary.
+		var all []clause
+		for _, v := range f.values {
+			if lits, ok := literalsOf(v); ok {
+				all = append(all, mk(lits)...)
+			}
+		}
+		return bestClauses(all), len(all) > 0
+	}
+	var u clause
+	for _, v := range f.values {
+		lits, ok := literalsOf(v)
+		if !ok {
+			return nil, false
+		}
+		u = append(u, bestClause(mk(lits))...)
+	}
+	return []clause{u}, true
+}
+
+// literalsOf returns the necessary literal clauses of a string matcher:
+// in any string sm matches, one literal of every clause occurs.
+func literalsOf(sm stringMatcher) ([][]string, bool) {
+	one := func(s string) ([][]string, bool) {
+		a := atomLiteral(s)
+		return [][]string{{a}}, a != ""
+	}
+	switch m := sm.(type) {
+	case exactMatcher:
+		return one(m.lit)
+	case prefixMatcher:
+		return one(m.lit)
+	case suffixMatcher:
+		return one(m.lit)
+	case containsMatcher:
+		return one(m.lit)
+	case segmentsMatcher:
+		var out [][]string
+		for _, s := range m.segs {
+			if a := atomLiteral(s); a != "" {
+				out = append(out, []string{a})
+			}
+		}
+		return out, len(out) > 0
+	case *globMatcher:
+		var out [][]string
+		var cur []rune
+		flush := func() {
+			if a := atomLiteral(string(cur)); a != "" {
+				out = append(out, []string{a})
+			}
+			cur = cur[:0]
+		}
+		for _, t := range m.toks {
+			if t.kind == tokLit {
+				cur = append(cur, t.r)
+				continue
+			}
+			flush()
+		}
+		flush()
+		return out, len(out) > 0
+	case regexMatcher:
+		re, err := syntax.Parse(m.re.String(), syntax.Perl)
+		if err != nil {
+			return nil, false
+		}
+		return regexLiterals(re.Simplify())
+	case orString:
+		return unionLiterals(m)
+	case *multiContains:
+		return unionLiterals(m.slow)
+	case *multiAffix:
+		return unionLiterals(m.slow)
+	case *multiContainsUni:
+		return unionLiterals(m.slow)
+	}
+	return nil, false
+}
+
+// unionLiterals is one clause: the best clause of each matcher, ORed.
+func unionLiterals(ms []stringMatcher) ([][]string, bool) {
+	var u []string
+	for _, s := range ms {
+		lits, ok := literalsOf(s)
+		if !ok {
+			return nil, false
+		}
+		u = append(u, bestLits(lits)...)
+	}
+	return [][]string{u}, len(u) > 0
+}
+
+func bestLits(ls [][]string) []string {
+	score := func(l []string) int {
+		s := maxAtom + 1
+		for _, x := range l {
+			s = min(s, atomLen(x))
+		}
+		return s*1000 - len(l)
+	}
+	best := ls[0]
+	for _, l := range ls[1:] {
+		if score(l) > score(best) {
+			best = l
+		}
+	}
+	return best
+}
+
+// regexLiterals returns necessary literal clauses of a regular expression.
+func regexLiterals(re *syntax.Regexp) ([][]string, bool) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		a := atomLiteral(string(re.Rune))
+		return [][]string{{a}}, a != ""
+	case syntax.OpCapture, syntax.OpPlus:
+		return regexLiterals(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return regexLiterals(re.Sub[0])
+		}
+	case syntax.OpConcat:
+		var out [][]string
+		for _, s := range re.Sub {
+			if ls, ok := regexLiterals(s); ok {
+				out = append(out, ls...)
+			}
+		}
+		if len(out) > maxClauses {
+			out = out[:maxClauses]
+		}
+		return out, len(out) > 0
+	case syntax.OpAlternate:
+		var u []string
+		for _, s := range re.Sub {
+			ls, ok := regexLiterals(s)
+			if !ok {
+				return nil, false
+			}
+			u = append(u, bestLits(ls)...)
+		}
+		return [][]string{u}, len(u) > 0
+	}
+	return nil, false
+}
+
+// commonBytes are frequent in event text; atoms avoid them when they can.
+var commonBytes = func() (t [256]bool) {
+	for _, b := range []byte(" \\/.-_:=\"'0123456789eaiosnrtlcdx") {
+		t[b] = true
+	}
+	return t
+}()
+
+// commonTokens occur in most Windows and Linux events of the fields rules
+// look at; an atom made of them would select nearly every event.
+var commonTokens = []string{
+	`c:\`, `\windows\`, `\system32\`, `\syswow64\`, `\program files`, ` (x86)\`, `\programdata\`,
+	`\users\`, `\appdata\`, `\local\`, `\roaming\`, `\temp\`, `microsoft`, `\windowspowershell\`,
+	`\v1.0\`, `.exe`, `.dll`, `/usr/`, `/bin/`, `/lib/`, `/tmp/`, `/home/`, `hklm\`, `\software\`,
+	`\currentversion\`, `\services\`, `\controlset001\`, `\currentcontrolset\`, `nt authority\`,
+}
+
+// atomLiteral picks the atom for a literal: its longest ASCII run, lower
+// cased, and of that the window of at most maxAtom bytes with the most
+// uncommon bytes. "" when the literal has no ASCII byte.
+func atomLiteral(s string) string {
+	bs, be := 0, 0
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] < utf8.RuneSelf {
+			j++
+		}
+		if j-i > be-bs {
+			bs, be = i, j
+		}
+		for j < len(s) && s[j] >= utf8.RuneSelf {
+			j++
+		}
+		i = j
+	}
+	run := s[bs:be]
+	if len(run) < 3 && strictNonASCII(s) {
+		return nonASCIIAtom
+	}
+	if len(run) > maxAtom {
+		low := strings.ToLower(run)
+		// Bytes inside tokens found in most events of their field are worth
+		// nothing, frequent bytes little; the later window wins a tie, as
+		// paths and command lines are distinctive at their end.
+		common := make([]bool, len(low))
+		for _, tok := range commonTokens {
+			for i := 0; ; {
+				j := strings.Index(low[i:], tok)
+				if j < 0 {
+					break
+				}
+				for k := i + j; k < i+j+len(tok); k++ {
+					common[k] = true
+				}
+				i += j + 1
+			}
+		}
+		best, bestScore := 0, -1
+		for i := 0; i+maxAtom <= len(low); i++ {
+			score := 0
+			for k := i; k < i+maxAtom; k++ {
+				switch {
+				case common[k]:
+				case commonBytes[low[k]]:
+					score++
+				default:
+					score += 2
+				}
+			}
+			if score >= bestScore {
+				best, bestScore = i, score
+			}
+		}
+		run = run[best : best+maxAtom]
+	}
+	b := []byte(run)
+	for i := range b {
+		b[i] = lowerASCII(b[i])
+	}
+	return string(b)
+}
+
+// groupIndex is the prefilter of one rule group.
+type groupIndex struct {
+	fields []fieldIndex
+	always []int32 // rules (positions in the group) evaluated for every event
+	full   []uint8 // rule position → mask of all its clauses
+}
+
+type fieldIndex struct {
+	src       source
+	ac        *acMachine
+	atomRules [][]ruleClause // pattern → (rule, clause) pairs
+	nonASCII  int32          // the pattern of nonASCIIAtom, -1 when none
+}
+
+type ruleClause struct {
+	pos int32
+	bit uint8
+}
+
+func buildGroupIndex(rules []*compiledRule) *groupIndex {
+	gi := &groupIndex{full: make([]uint8, len(rules))}
+	type fieldLits struct {
+		src   source
+		ids   map[string]int32
+		lits  []string
+		rules [][]ruleClause
+	}
+	byKey := map[string]*fieldLits{}
+	var order []string
+	for pos, r := range rules {
+		cs, ok := clausesOf(r.cond)
+		if !ok {
+			gi.always = append(gi.always, int32(pos))
+			continue
+		}
+		for ci, c := range cs {
+			bit := uint8(1) << ci
+			gi.full[pos] |= bit
+			for _, a := range c {
+				k := a.src.key()
+				fl, ok := byKey[k]
+				if !ok {
+					fl = &fieldLits{src: a.src, ids: map[string]int32{}}
+					byKey[k] = fl
+					order = append(order, k)
+				}
+				id, ok := fl.ids[a.lit]
+				if !ok {
+					id = int32(len(fl.lits))
+					fl.ids[a.lit] = id
+					fl.lits = append(fl.lits, a.lit)
+					fl.rules = append(fl.rules, nil)
+				}
+				rc := ruleClause{pos: int32(pos), bit: bit}
+				if !slices.Contains(fl.rules[id], rc) {
+					fl.rules[id] = append(fl.rules[id], rc)
+				}
+			}
+		}
+	}
+	for _, k := range order {
+		fl := byKey[k]
+		na, ok := fl.ids[nonASCIIAtom]
+		if !ok {
+			na = -1
+		}
+		gi.fields = append(gi.fields, fieldIndex{src: fl.src, ac: newACMachine(fl.lits), atomRules: fl.rules, nonASCII: na})
+	}
+	return gi
+}
+
+func (gi *groupIndex) maxPatterns() int {
+	n := 0
+	for i := range gi.fields {
+		n = max(n, len(gi.fields[i].atomRules))
+	}
+	return n
+}
+
+// scratch is per-call state of Eval, pooled by the RuleSet.
+type scratch struct {
+	rmark  []uint32 // rule position → epoch of its rmask
+	rmask  []uint8  // rule position → clauses seen in this event
+	pmark  []uint32 // pattern → epoch it was seen
+	repoch uint32
+	pepoch uint32
+	cand   []int32
+	hits   []int32
+}
+
+func (s *scratch) nextR() uint32 {
+	if s.repoch++; s.repoch == 0 {
+		clear(s.rmark)
+		s.repoch = 1
+	}
+	return s.repoch
+}
+
+func (s *scratch) nextP() uint32 {
+	if s.pepoch++; s.pepoch == 0 {
+		clear(s.pmark)
+		s.pepoch = 1
+	}
+	return s.pepoch
+}
+
+// candidates returns, in rule order, the positions of the group's rules
+// whose necessary literals occur in ev.
+func (gi *groupIndex) candidates(ev *schemas.Event, s *scratch) []int32 {
+	s.cand = s.cand[:0]
+	re := s.nextR()
+	for i := range gi.fields {
+		f := &gi.fields[i]
+		pe := s.nextP()
+		src := &f.src
+		if src.keywords != nil {
+			for _, a := range src.keywords {
+				switch a.kind {
+				case kindString:
+					gi.scan(f, a.str(ev), s, re, pe)
+				case kindStrings:
+					for _, v := range a.strs(ev) {
+						gi.scan(f, v, s, re, pe)
+					}
+				}
+			}
+			continue
+		}
+		if a := src.attr; a != nil {
+			switch a.kind {
+			case kindString:
+				if v := a.str(ev); v != "" {
+					gi.scan(f, v, s, re, pe)
+					continue
+				}
+			case kindStrings:
+				if vs := a.strs(ev); hasValue(vs) {
+					for _, v := range vs {
+						gi.scan(f, v, s, re, pe)
+					}
+					continue
+				}
+			}
+		}
+		if src.unmapped != "" {
+			if v, ok := ev.UnmappedValue(src.unmapped); ok {
+				gi.scan(f, v, s, re, pe)
+			}
+		}
+	}
+	s.cand = append(s.cand, gi.always...)
+	slices.Sort(s.cand)
+	return s.cand
+}
+
+func (gi *groupIndex) scan(f *fieldIndex, v string, s *scratch, re, pe uint32) {
+	if v == "" {
+		return
+	}
+	if f.ac.delta16 != nil {
+		scanDelta(gi, f, f.ac.delta16, v, s, re, pe)
+		return
+	}
+	scanDelta(gi, f, f.ac.delta, v, s, re, pe)
+}
+
+// scanDelta runs the automaton over v; the table is uint16 when the states
+// fit, halving its cache footprint.
+func scanDelta[T uint16 | int32](gi *groupIndex, f *fieldIndex, delta []T, v string, s *scratch, re, pe uint32) {
+	m := f.ac
+	nclass := m.nclass
+	st := 0
+	for i := 0; i < len(v); {
+		b := v[i]
+		var c uint8
+		if b < utf8.RuneSelf {
+			c = m.classes[b]
+			i++
+		} else {
+			// The two non-ASCII runes that fold to ASCII letters.
+			r, size := utf8.DecodeRuneInString(v[i:])
+			switch r {
+			case '\u212A':
+				c = m.classes['k']
+			case '\u017F':
+				c = m.classes['s']
+			}
+			i += size
+			if f.nonASCII >= 0 && s.pmark[f.nonASCII] != pe {
+				gi.hit(f, f.nonASCII, s, re, pe)
+			}
+		}
+		st = int(delta[st*nclass+int(c)])
+		if m.hasOut[st>>6]&(1<<(st&63)) != 0 {
+			for _, p := range m.out[m.outStart[st]:m.outStart[st+1]] {
+				if s.pmark[p] != pe {
+					gi.hit(f, p, s, re, pe)
+				}
+			}
+		}
+	}
+}
+
+// hit records that pattern p occurs: its (rule, clause) pairs are marked,
+// and a rule whose clauses are all marked becomes a candidate.
+func (gi *groupIndex) hit(f *fieldIndex, p int32, s *scratch, re, pe uint32) {
+	s.pmark[p] = pe
+	for _, rc := range f.atomRules[p] {
+		r := rc.pos
+		if s.rmark[r] != re {
+			s.rmark[r] = re
+			s.rmask[r] = 0
+		}
+		if s.rmask[r]&rc.bit == 0 {
+			if s.rmask[r] |= rc.bit; s.rmask[r] == gi.full[r] {
+				s.cand = append(s.cand, r)
+			}
+		}
+	}
+}
+
+// acMachine is an Aho-Corasick automaton over ASCII-folded bytes that
+// reports every pattern occurring in the input.
+type acMachine struct {
+	classes  [256]uint8
+	nclass   int
+	delta    []int32  // state*nclass + class → state
+	delta16  []uint16 // the same when the states fit in 16 bits (delta is then nil)
+	outStart []int32  // state → start of its patterns in out; len = states+1
+	out      []int32  // patterns ending at each state, including via suffixes
+	hasOut   []uint64 // bit per state: it has patterns (small, stays in cache)
+}
+
+func newACMachine(lits []string) *acMachine {
+	m := &acMachine{nclass: 1}
+	for _, l := range lits {
+		if l == nonASCIIAtom {
+			continue
+		}
+		for i := 0; i < len(l); i++ {
+			if b := l[i]; m.classes[b] == 0 {
+				m.classes[b] = uint8(m.nclass)
+				m.nclass++
+			}
+		}
+	}
+	for b := 'A'; b <= 'Z'; b++ {
+		m.classes[b] = m.classes[b+'a'-'A']
+	}
+	var own [][]int32
+	newState := func() int32 {
+		for c := 0; c < m.nclass; c++ {
+			m.delta = append(m.delta, -1)
+		}
+		own = append(own, nil)
+		return int32(len(own) - 1)
+	}
+	newState()
+	for id, l := range lits {
+		if l == nonASCIIAtom {
+			continue // handled by the scanner
+		}
+		st := int32(0)
+		for i := 0; i < len(l); i++ {
+			c := int(m.classes[l[i]])
+			nx := m.delta[int(st)*m.nclass+c]
+			if nx < 0 {
+				nx = newState()
+				m.delta[int(st)*m.nclass+c] = nx
+			}
+			st = nx
+		}
+		own[st] = append(own[st], int32(id))
+	}
+	n := len(own)
+	fail := make([]int32, n)
+	outs := make([][]int32, n)
+	queue := make([]int32, 0, n)
+	for c := 0; c < m.nclass; c++ {
+		if nx := m.delta[c]; nx > 0 {
+			queue = append(queue, nx)
+		} else {
+			m.delta[c] = 0
+		}
+	}
+	outs[0] = own[0]
+	for len(queue) > 0 {
+		u := queue[0]
+		queue = queue[1:]
+		outs[u] = append(append([]int32(nil), own[u]...), outs[fail[u]]...)
+		for c := 0; c < m.nclass; c++ {
+			i := int(u)*m.nclass + c
+			if nx := m.delta[i]; nx >= 0 {
+				fail[nx] = m.delta[int(fail[u])*m.nclass+c]
+				queue = append(queue, nx)
+			} else {
+				m.delta[i] = m.delta[int(fail[u])*m.nclass+c]
+			}
+		}
+	}
+	m.outStart = make([]int32, n+1)
+	for st := 0; st < n; st++ {
+		m.outStart[st] = int32(len(m.out))
+		m.out = append(m.out, outs[st]...)
+	}
+	m.outStart[n] = int32(len(m.out))
+	m.hasOut = make([]uint64, (n+63)/64)
+	for st := 0; st < n; st++ {
+		if m.outStart[st] != m.outStart[st+1] {
+			m.hasOut[st>>6] |= 1 << (st & 63)
+		}
+	}
+	if n <= 1<<16 {
+		m.delta16 = make([]uint16, len(m.delta))
+		for i, d := range m.delta {
+			m.delta16[i] = uint16(d)
+		}
+		m.delta = nil
+	}
+	return m
+}
