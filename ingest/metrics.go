@@ -23,6 +23,8 @@ type Metrics struct {
 	flushRows   metric.Int64Histogram
 	flushTime   metric.Float64Histogram
 
+	stages stageMetrics
+
 	lagPending    atomic.Int64
 	lagAckPending atomic.Int64
 }
@@ -73,12 +75,15 @@ func NewMetrics(meter metric.Meter) (*Metrics, error) {
 			return nil
 		}))
 	must(e)
+	m.stages, e = newStageMetrics(meter)
+	must(e)
 	return m, err
 }
 
 func (m *Metrics) processed(p *processed) {
 	ctx := context.Background()
 	m.records.Add(ctx, int64(p.records))
+	m.stages.processed(p)
 }
 
 func (m *Metrics) stored(ctx context.Context, rows *sink.Rows, d time.Duration) {
@@ -88,6 +93,7 @@ func (m *Metrics) stored(ctx context.Context, rows *sink.Rows, d time.Duration) 
 	m.findings.Add(ctx, int64(len(rows.Findings)))
 	m.flushRows.Record(ctx, int64(rows.Len()))
 	m.flushTime.Record(ctx, d.Seconds())
+	m.stages.stored(ctx, rows)
 }
 
 func (m *Metrics) acked(ctx context.Context, n int) {

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sourcegraph/conc"
 	"github.com/sourcegraph/conc/pool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/watchfloor/watchfloor/normalize"
 	"github.com/watchfloor/watchfloor/schemas"
@@ -110,6 +111,7 @@ type Pipeline struct {
 	metrics  *Metrics
 	now      func() time.Time
 
+	tracer  trace.Tracer // nil: no tracing (see SetTracerProvider)
 	rules   atomic.Pointer[rulesHolder]
 	ready   atomic.Bool
 	pending atomic.Int64 // consumer lag seen at the last poll
@@ -278,8 +280,9 @@ type processed struct {
 	deadLetters []schemas.DeadLetter
 	redelivered bool
 	records     int
-	exceeded    bool   // delivered more than pipeline.max_deliver times: dead letters only
-	seq         uint64 // stream sequence, 0 if unknown
+	span        trace.Span // the batch span, ended once the message is settled
+	exceeded    bool       // delivered more than pipeline.max_deliver times: dead letters only
+	seq         uint64     // stream sequence, 0 if unknown
 }
 
 // seqRing remembers the stream sequences of the last settled messages, so
@@ -449,9 +452,13 @@ func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error
 // a redelivery republishes them under the same Nats-Msg-Id (the finding id),
 // which SOC_DETECTIONS' duplicate window drops, and the ack still waits for
 // both, so nothing is lost if either fails.
-func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Rows) error {
+func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Rows) (err error) {
+	defer func() { endBatches(batch, err) }()
+	flushAttrs := flushAttributes(batch, rows)
 	if len(rows.Findings) > 0 {
-		if err := p.retry(ctx, batch, "publish findings", func(ctx context.Context) error { return p.findings.Publish(ctx, rows.Findings) }); err != nil {
+		if err := p.traceSettle(batch, SpanPublish, func() error {
+			return p.retry(ctx, batch, "publish findings", func(ctx context.Context) error { return p.findings.Publish(ctx, rows.Findings) })
+		}, flushAttrs...); err != nil {
 			return err
 		}
 	}
@@ -465,18 +472,23 @@ func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Ro
 		}
 		return err
 	}
-	if err := p.retry(ctx, batch, "store rows", store); err != nil {
+	if err := p.traceSettle(batch, SpanStore, func() error {
+		return p.retry(ctx, batch, "store rows", store)
+	}, flushAttrs...); err != nil {
 		return err
 	}
 	p.metrics.stored(ctx, rows, p.now().Sub(start))
-	for _, r := range batch {
-		p.release(r.msg)
-		if err := r.msg.Ack(); err != nil {
-			// The rows are stored; a lost ack means a redelivery that the
-			// sink's id check turns into a no-op.
-			p.log.Warn("ack raw message", "subject", r.msg.Subject(), "err", err)
+	_ = p.traceSettle(batch, SpanAck, func() error {
+		for _, r := range batch {
+			p.release(r.msg)
+			if err := r.msg.Ack(); err != nil {
+				// The rows are stored; a lost ack means a redelivery that the
+				// sink's id check turns into a no-op.
+				p.log.Warn("ack raw message", "subject", r.msg.Subject(), "err", err)
+			}
 		}
-	}
+		return nil
+	})
 	p.metrics.acked(ctx, len(batch))
 	return nil
 }

@@ -34,6 +34,8 @@ const maxEventsHint = 4096
 
 func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 	out = &processed{msg: msg}
+	ctx, span := p.startBatch(msg)
+	out.span = span
 	var m batchMeta
 	m.subject = msg.Subject()
 	if md, err := msg.Metadata(); err == nil {
@@ -64,6 +66,7 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 			p.deadLetterAll(out, &m, payload, fmt.Sprintf("internal error while normalizing: %v", r), directive)
 		}
 		p.metrics.processed(out)
+		finishProcessing(span, &m, out)
 	}()
 
 	if md, err := msg.Metadata(); err == nil && md.NumDelivered > uint64(p.cfg.MaxDeliver) {
@@ -96,6 +99,8 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 	}
 	m.agency, m.format = agency, format
 
+	decode := p.stage(ctx, SpanDecode)
+	defer decode.End() // ended here unless a dead-letter path returns first
 	switch enc := h.Get(HeaderEncoding); enc {
 	case "", "identity":
 	case "zstd":
@@ -131,12 +136,14 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 		cut[o.Index] = o.Size
 	}
 
+	decode.End()
 	// Size the events once from the sensor's count; the count is the
 	// client's word, so it only bounds a hint, never an allocation it forces.
 	if n, err := strconv.Atoi(h.Get(HeaderCount)); err == nil && n > 0 {
 		out.events = make([]schemas.Event, 0, min(n, maxEventsHint))
 	}
 	rules := p.rules.Load().r
+	normalizeSpan := p.stage(ctx, SpanNormalize)
 	dec := f.NewDecoder(normalize.BatchInfo{Received: m.received})
 	idx := 0
 	_ = ForEachLine(payload, func(line []byte) error {
@@ -180,9 +187,14 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 		if ev.Raw == "" {
 			ev.Raw = string(line)
 		}
-		out.findings = rules.Eval(ev, out.findings)
 		return nil
 	})
+	normalizeSpan.End()
+	detectSpan := p.stage(ctx, SpanDetect)
+	for i := range out.events {
+		out.findings = rules.Eval(&out.events[i], out.findings)
+	}
+	detectSpan.End()
 	out.records = idx
 	if want := h.Get(HeaderCount); want != "" && want != strconv.Itoa(idx) {
 		p.log.Warn("batch record count differs from its header", "subject", m.subject, "batch", m.msgID, "header", want, "records", idx)

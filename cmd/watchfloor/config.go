@@ -35,7 +35,8 @@ type config struct {
 	RulesDir  string
 	DNS       dnsConfig // threat intel and DNS analytics (dns.go)
 	Metrics   string    // listen address for /metrics, /healthz, /readyz; "" disables
-	MemLimit  int64     // soft memory limit for the Go runtime in MiB; 0 leaves GOMEMLIMIT / no limit
+	OTel      otelConfig
+	MemLimit  int64 // soft memory limit for the Go runtime in MiB; 0 leaves GOMEMLIMIT / no limit
 	LogLevel  string
 	LogFormat string
 }
@@ -91,6 +92,9 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.StringVar(&cfg.RulesDir, "rules", d.RulesDir, "directory of Sigma rules (*.yml), loaded at start")
 	dnsFlags(fs, &cfg.DNS, d.DNS)
 	fs.StringVar(&cfg.Metrics, "metrics.listen", d.Metrics, "address for /metrics (Prometheus), /healthz and /readyz; empty disables")
+	fs.StringVar(&cfg.OTel.Endpoint, "otel.endpoint", "", "OTLP/HTTP endpoint for traces, e.g. http://otel-collector:4318 (path /v1/traces added when absent); empty disables tracing")
+	fs.Float64Var(&cfg.OTel.SampleRatio, "otel.sample-ratio", d.OTel.SampleRatio, "share of batches traced when they arrive without a sampled traceparent (0 to 1); sensors choose with --trace-sample")
+	fs.StringVar(&cfg.OTel.ServiceName, "otel.service-name", d.OTel.ServiceName, "service.name of the exported spans")
 	fs.Int64Var(&cfg.MemLimit, "memory-limit-mib", d.MemLimit, "soft memory limit of the Go runtime in MiB (the GC works harder near it); 0 keeps GOMEMLIMIT or none")
 	return fs
 }
@@ -106,6 +110,7 @@ func defaultConfig() config {
 		RulesDir:     "detect/rules",
 		DNS:          defaultDNSConfig(),
 		Metrics:      "127.0.0.1:9464",
+		OTel:         otelConfig{ServiceName: "watchfloor"},
 		LogLevel:     "info",
 		LogFormat:    "text",
 	}
@@ -232,6 +237,9 @@ func (c *config) validate(withRun bool) error {
 		errs = append(errs, c.DNS.validate()...)
 		if st, err := os.Stat(c.RulesDir); err != nil || !st.IsDir() {
 			errs = append(errs, fmt.Errorf("rules %q must be a directory of Sigma rules", c.RulesDir))
+		}
+		if err := c.OTel.validate(); err != nil {
+			errs = append(errs, err)
 		}
 		if c.MemLimit != 0 && (c.MemLimit < 128 || c.MemLimit > 1<<20) {
 			errs = append(errs, fmt.Errorf("memory-limit-mib must be 0 or between 128 and 1048576, got %d", c.MemLimit))

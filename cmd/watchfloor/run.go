@@ -214,6 +214,18 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := newTracerProvider(ctx, cfg.OTel, nc.Opts.Name+"@"+hostname())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
+	p.SetTracerProvider(tp)
 
 	var srv *http.Server
 	if cfg.Metrics != "" {
@@ -255,6 +267,17 @@ func connectNATS(url string, cfg *config, log *slog.Logger) (*nats.Conn, error) 
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+		// Asynchronous errors (permission violations, a slow consumer
+		// dropping deliveries after a failover) would otherwise go to
+		// stderr unstructured. Dropped deliveries are redelivered after
+		// --pipeline.ack-wait.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Warn("nats async error", "subject", subject, "err", err)
+		}),
 	}
 	if cfg.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))

@@ -41,6 +41,7 @@ type common struct {
 	batchRecords, maxInFlight      int
 	linger, timeout, drain         time.Duration
 	statsEvery                     time.Duration
+	traceSample                    float64
 	compress                       bool
 	logLevel                       string
 	spool                          sensor.SpoolConfig
@@ -73,6 +74,7 @@ func newCommon(cmd string, hasFormat bool, usage, examples string) *common {
 	fs.BoolVar(&c.compress, "compress", false, "compress batches with zstd (Content-Encoding: zstd)")
 	fs.DurationVar(&c.timeout, "timeout", d.AckTimeout, "wait this long for a batch's acknowledgement before resending it (100ms to 10m)")
 	fs.DurationVar(&c.drain, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, wait this long for outstanding acknowledgements")
+	fs.Float64Var(&c.traceSample, "trace-sample", 0, "share of batches sent with a sampled W3C traceparent header (0 to 1), so the pipeline traces them end to end")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	sd := sensor.DefaultSpoolConfig()
 	fs.StringVar(&c.spool.Dir, "spool-dir", "", "directory of the on-disk queue: every batch is written there until the stream acknowledges it, so an outage or a restart loses nothing (empty: no spool)")
@@ -157,6 +159,7 @@ var configKeyFlags = []struct{ key, flag string }{
 	{"sensor.id", "--sensor-id"},
 	{"sensor.spool_max_bytes", "--spool-max-bytes"},
 	{"sensor.spool_policy", "--spool-policy"},
+	{"sensor.trace_sample", "--trace-sample"},
 }
 
 // config validates the flags and builds the publisher config. format is the
@@ -215,6 +218,7 @@ func (c *common) config(e env) (sensor.Config, *normalize.Format, error) {
 	cfg.Compress = c.compress
 	cfg.Spool = c.spool
 	cfg.Spool.Policy = sensor.SpoolPolicy(c.spoolPolicy)
+	cfg.TraceSample = c.traceSample
 	if err := cfg.Validate(); err != nil {
 		for _, kf := range configKeyFlags {
 			if strings.HasPrefix(err.Error(), kf.key) {

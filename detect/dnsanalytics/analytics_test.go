@@ -471,3 +471,58 @@ func TestScoreResponses(t *testing.T) {
 		}
 	}
 }
+
+// TestFullStateRecoversNextWindow fills the bounded window state with more
+// clients than it may track: the extra ones are not tracked in that window,
+// keys already tracked still count, and the next window tracks new clients
+// again (the full shard is swept once per window, not once per event).
+func TestFullStateRecoversNextWindow(t *testing.T) {
+	a, err := New(func() Config { c := DefaultConfig(); c.NXDomainResponses = 3; c.MaxKeys = 100; return c }(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	nx := func(client string, at time.Time) bool {
+		ev := query("gone.example.com")
+		ev.ActivityID, ev.DNS.RCodeID, ev.Src.IP, ev.Time = 2, 3, client, at
+		return fires(a, ev, RuleNXDomainBurst)
+	}
+	// One early client, then far more clients than MaxKeys in the same window.
+	nx("192.0.2.1", t0)
+	for i := 0; i < 5000; i++ {
+		nx(fmt.Sprintf("10.0.%d.%d", i/250, i%250), t0.Add(time.Second))
+	}
+	if !nx("192.0.2.1", t0.Add(2*time.Second)) && !nx("192.0.2.1", t0.Add(3*time.Second)) {
+		t.Error("a client tracked before the state filled up no longer counts")
+	}
+	// The next window: a new client is tracked and can fire.
+	later := t0.Add(10 * time.Minute)
+	fired := false
+	for i := 0; i < 3; i++ {
+		fired = nx("198.51.100.9", later.Add(time.Duration(i)*time.Second)) || fired
+	}
+	if !fired {
+		t.Error("after the window moved on, a new client is still not tracked")
+	}
+}
+
+// BenchmarkEvalFullState is an agency with more clients than MaxKeys: new
+// clients arrive all window long while the state is full.
+func BenchmarkEvalFullState(b *testing.B) {
+	a, err := New(func() Config { c := DefaultConfig(); c.MaxKeys = 10_000; return c }(), nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	evs := make([]*schemas.Event, 50_000)
+	for i := range evs {
+		ev := query(fmt.Sprintf("n%d.example.com", i%100))
+		ev.ActivityID, ev.DNS.RCodeID, ev.Src.IP, ev.Time = 2, 3, fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255), t0
+		evs[i] = ev
+	}
+	var out []schemas.Finding
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		out = a.Eval(evs[i%len(evs)], out[:0])
+	}
+}

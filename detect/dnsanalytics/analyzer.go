@@ -170,6 +170,10 @@ type agencySeen struct {
 type shard struct {
 	mu   sync.Mutex
 	keys map[uint64]*window
+	// swept is the window of the last sweep: a full shard whose keys all
+	// belong to the current window gains nothing from sweeping again, and
+	// sweeping per new key would make every event cost O(keys).
+	swept int64
 }
 
 // window is the state of one key in its current window.
@@ -360,7 +364,10 @@ func (a *Analyzer) track(rule string, ev *schemas.Event, root string, win int64,
 	if w == nil || w.start != win {
 		if w == nil {
 			if len(sh.keys) >= a.cfg.MaxKeys/len(a.shards) {
-				sh.sweep(win)
+				if sh.swept < win {
+					sh.sweep(win)
+					sh.swept = win
+				}
 				if len(sh.keys) >= a.cfg.MaxKeys/len(a.shards) {
 					return 0, false // full: not tracked this window
 				}

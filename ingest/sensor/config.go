@@ -29,6 +29,7 @@ type Config struct {
 	RetryMax     time.Duration // sensor.retry_max: back-off cap
 	Compress     bool          // sensor.compress (--compress): zstd payloads (Content-Encoding: zstd)
 	Spool        SpoolConfig   // sensor.spool_*: on-disk queue; a zero Dir turns it off
+	TraceSample  float64       // sensor.trace_sample (--trace-sample): share of batches sent with a sampled W3C traceparent, 0 to 1
 }
 
 // DefaultConfig returns the defaults; SensorID and Agency must still be set.
@@ -66,6 +67,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sensor.ack_timeout must be between 100ms and 10m, got %s", c.AckTimeout)
 	case c.RetryMin < time.Millisecond || c.RetryMin > time.Minute:
 		return fmt.Errorf("sensor.retry_min must be between 1ms and 1m, got %s", c.RetryMin)
+	case !(c.TraceSample >= 0 && c.TraceSample <= 1):
+		return fmt.Errorf("sensor.trace_sample must be between 0 and 1, got %g", c.TraceSample)
 	case c.RetryMax < c.RetryMin || c.RetryMax > 10*time.Minute:
 		return fmt.Errorf("sensor.retry_max must be between sensor.retry_min (%s) and 10m, got %s", c.RetryMin, c.RetryMax)
 	}

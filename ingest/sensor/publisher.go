@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/watchfloor/watchfloor/ingest"
 	"github.com/watchfloor/watchfloor/normalize"
@@ -101,8 +102,9 @@ func (s Stats) Add(o Stats) Stats {
 type batch struct {
 	msg      *nats.Msg
 	records  int
-	spooled  bool   // the batch is in the spool as entry spoolSeq
-	spoolSeq uint64 // spool entry, when spooled
+	spooled  bool       // the batch is in the spool as entry spoolSeq
+	spoolSeq uint64     // spool entry, when spooled
+	span     trace.Span // nil unless the batch is traced
 }
 
 // Publisher batches the lines of one source of one (agency, format) and
@@ -147,6 +149,8 @@ type Publisher struct {
 	spool  *spool // nil without Config.Spool
 	sendWG sync.WaitGroup
 
+	tracer trace.Tracer // nil: traceparent with fresh ids, no span recorded here
+
 	added, records, batches, bytes, dups, retries, over, failed, dropped atomic.Uint64
 	lastWarn                                                             atomic.Int64
 }
@@ -154,7 +158,7 @@ type Publisher struct {
 // NewPublisher returns a Publisher for src. js should be created with
 // jetstream.WithPublishAsyncTimeout (about cfg.AckTimeout) so futures the
 // Publisher stops waiting for are released.
-func NewPublisher(js jetstream.JetStream, cfg Config, src Source, log *slog.Logger) (*Publisher, error) {
+func NewPublisher(js jetstream.JetStream, cfg Config, src Source, log *slog.Logger, opts ...Option) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -187,6 +191,9 @@ func NewPublisher(js jetstream.JetStream, cfg Config, src Source, log *slog.Logg
 		key:     key,
 		slots:   make(chan struct{}, cfg.MaxInFlight),
 		idle:    make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(p)
 	}
 	p.log = log.With("agency", cfg.Agency, "format", src.Format.Name, "source", key)
 	close(p.idle)
@@ -362,6 +369,7 @@ func (p *Publisher) sealLocked() *batch {
 		data = bytes.Clone(p.buf)
 	}
 	b := &batch{msg: &nats.Msg{Subject: p.subject, Header: h, Data: data}, records: p.count}
+	p.traceBatch(b)
 	p.buf = p.buf[:0]
 	p.count = 0
 	p.oversize = p.oversize[:0]
@@ -396,6 +404,11 @@ func (p *Publisher) submit(ctx context.Context, b *batch) error {
 // spoolBatch writes b to the spool; sendLoop publishes it from there.
 func (p *Publisher) spoolBatch(ctx context.Context, b *batch) error {
 	_, dropped, err := p.spool.put(ctx, b.msg, b.records)
+	if err == nil {
+		// The batch now lives on disk and is sent from there (its
+		// traceparent header with it); this span covers batching only.
+		endBatchSpan(b, nil, nil)
+	}
 	if len(dropped) > 0 {
 		var recs int
 		for _, e := range dropped {
@@ -509,6 +522,7 @@ func (p *Publisher) wait(f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
 
 // settle records the outcome of one batch.
 func (p *Publisher) settle(b *batch, ack *jetstream.PubAck, err error) {
+	endBatchSpan(b, ack, err)
 	if b.spooled {
 		kept := err != nil && !errors.Is(err, errFatalPublish) // Close gave up: resent on the next start
 		if kept {
