@@ -47,7 +47,7 @@ func steady(t *testing.T, s *system, poisonEach, total int, fault func(t *testin
 	t.Logf("fault injected and undone in %s, at %d records written", time.Since(faultAt).Round(time.Millisecond), l.sent.Load())
 	<-loaded
 	sent := uint64(l.sent.Load())
-	took := s.waitRows(sent, 3*time.Minute)
+	took := s.waitRows(sent, time.Duration(envInt("WATCHFLOOR_FAULTS_WAIT_S", 180))*time.Second)
 	t.Logf("all %d records stored %s after the load ended", sent, took.Round(time.Millisecond))
 	if recovered != nil {
 		recovered()

@@ -239,7 +239,7 @@ func (s *system) run(name string) *proc {
 		"--pipeline.flush-interval", "200ms",
 		"--pipeline.flush-rows", "20000",
 		"--pipeline.retry-max", "1s",
-		"--log.level", "warn",
+		"--log.level", logLevel(),
 	}
 	if s.natsURL != "" {
 		args = append(args, "--nats.url", s.natsURL)
@@ -279,7 +279,7 @@ func readFile(p string) string {
 func (s *system) sensorArgs(cmd string) []string {
 	return []string{cmd,
 		"--nats", s.url(), "--agency", "agency-a", "--format", "zeek_dns", "--sensor-id", "fault-sensor",
-		"--spool-dir", filepath.Join(s.dir, "spool"), "--timeout", "2s", "--log-level", "warn",
+		"--spool-dir", filepath.Join(s.dir, "spool"), "--timeout", "2s", "--log-level", logLevel(),
 		"--batch-records", "500",
 	}
 }
@@ -325,7 +325,9 @@ func (s *system) waitRows(n uint64, within time.Duration) time.Duration {
 		lastErr = err
 		time.Sleep(200 * time.Millisecond)
 	}
-	s.t.Fatalf("after %s: %d rows stored (%+v), want %d (last error %v)", within, last.rows(), last, n, lastErr)
+	spooled, _ := filepath.Glob(filepath.Join(s.dir, "spool", "*", "*.wfb"))
+	s.t.Fatalf("after %s: %d rows stored (%+v), want %d (last error %v); SOC_RAW holds %d batches, the spool %d",
+		within, last.rows(), last, n, lastErr, s.rawMsgs(), len(spooled))
 	return 0
 }
 
@@ -349,10 +351,14 @@ func (s *system) exact(sent, poison uint64) {
 	}
 }
 
+// tsBase is the time of the first record: recent, so the retention job of
+// `watchfloor run` (365 days by event time) does not drop what we count.
+var tsBase = time.Now().Add(-time.Hour).Unix()
+
 // record returns clean zeek_dns record i.
 func record(i int) string {
 	return fmt.Sprintf(`{"ts":%d.%06d,"uid":"Cfault%d","id.orig_h":"10.%d.%d.%d","id.orig_p":%d,"id.resp_h":"10.0.0.53","id.resp_p":53,"proto":"udp","trans_id":%d,"query":"host%d.example.com","qclass":1,"qclass_name":"C_INTERNET","qtype":1,"qtype_name":"A","rcode":0,"rcode_name":"NOERROR","AA":false,"TC":false,"RD":true,"RA":true,"Z":0,"answers":["192.0.2.%d"],"TTLs":[60.0],"rejected":false}`,
-		1764700000+i/1000, (i%1000)*1000, i, i>>16&255, i>>8&255, i&255, 1024+i%60000, i%65536, i, i%250)
+		tsBase+int64(i/1000), (i%1000)*1000, i, i>>16&255, i>>8&255, i&255, 1024+i%60000, i%65536, i, i%250)
 }
 
 // poisonRecord is a line no parser accepts.
@@ -457,4 +463,19 @@ func (s *system) rawMsgs() int64 {
 		return -1
 	}
 	return int64(info.State.Msgs)
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// logLevel of the processes: WATCHFLOOR_FAULTS_LOG=info for a diagnosis.
+func logLevel() string {
+	if l := os.Getenv("WATCHFLOOR_FAULTS_LOG"); l != "" {
+		return l
+	}
+	return "warn"
 }
