@@ -258,6 +258,12 @@ func TestLogsourceRouting(t *testing.T) {
 	}
 	bind := dnsEvent("a.com")
 	bind.Format = "bind_query"
+	// Zeek's dns.log shipped as the generic "zeek" format is still Zeek DNS;
+	// another Zeek log under that format is not.
+	zeekAny := dnsEvent("a.com")
+	zeekAny.Format = "zeek"
+	zeekConn := syslogEvent("", "a")
+	zeekConn.Format, zeekConn.ClassUID = "zeek", schemas.ClassNetwork
 	tests := []struct {
 		name string
 		give *schemas.Event
@@ -265,6 +271,8 @@ func TestLogsourceRouting(t *testing.T) {
 	}{
 		{"zeek dns", dnsEvent("a.com"), []string{"dns", "win-dns", "zeek"}},
 		{"other dns format", bind, []string{"dns", "win-dns"}},
+		{"zeek format dns", zeekAny, []string{"dns", "win-dns", "zeek"}},
+		{"zeek format conn", zeekConn, nil},
 		{"syslog sshd", syslogEvent("sshd", "a"), []string{"linux", "sshd"}},
 		{"syslog cron", syslogEvent("cron", "a"), []string{"linux"}},
 	}

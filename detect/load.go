@@ -62,7 +62,7 @@ func parseDir(dir string) ([]*Rule, []error) {
 
 func isRuleFile(path string) bool {
 	ext := strings.ToLower(filepath.Ext(path))
-	return ext == ".yml" || ext == ".yaml"
+	return (ext == ".yml" || ext == ".yaml") && !IsTestFile(path)
 }
 
 // parseFile parses every YAML document of one file as a rule.

@@ -175,7 +175,9 @@ func goldenName(file string) string {
 
 func TestBuiltin(t *testing.T) {
 	got := Builtin().Names()
-	want := []string{"bind_query", "coredns", "dnsmasq", "dnstap", "infoblox_nios", "syslog", "unbound", "windows_dns", "zeek_dns"}
+	want := []string{"auditd", "bind_query", "cef", "cisco_asa", "coredns", "dnsmasq", "dnstap", "fortinet",
+		"infoblox_nios", "leef", "paloalto", "squid", "suricata_eve", "syslog", "unbound", "windows_dns", "winevent_json",
+		"zeek", "zeek_conn", "zeek_dns", "zeek_files", "zeek_http", "zeek_notice", "zeek_ssl", "zeek_weird", "zeek_x509"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Builtin().Names() mismatch (-want +got):\n%s", diff)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // jsonScanner is a small strict JSON reader for flat log records such as
@@ -16,6 +17,8 @@ import (
 type jsonScanner struct {
 	s string
 	i int
+	// arena, when set, holds unescaped strings (one allocation per chunk).
+	arena *byteArena
 }
 
 type jsonKind uint8
@@ -142,14 +145,23 @@ func (p *jsonScanner) str() (string, error) {
 }
 
 func (p *jsonScanner) strSlow(start int) (string, error) {
-	b := make([]byte, 0, p.i-start+16)
+	var b []byte
+	if p.arena != nil {
+		b = p.arena.room(p.i - start + 16)
+	} else {
+		b = make([]byte, 0, p.i-start+16)
+	}
 	b = append(b, p.s[start:p.i]...)
 	for p.i < len(p.s) {
 		c := p.s[p.i]
 		switch {
 		case c == '"':
 			p.i++
-			return string(b), nil
+			if p.arena != nil {
+				return p.arena.string(b), nil
+			}
+			// b is never written again: share it instead of copying.
+			return unsafe.String(unsafe.SliceData(b), len(b)), nil
 		case c < 0x20:
 			return "", p.errorf("control character %q in string", c)
 		case c != '\\':

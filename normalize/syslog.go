@@ -28,7 +28,22 @@ import (
 // the year before when that would put them more than 24h after Received (or
 // the year after, within 24h of a New Year), so a redelivered batch gets the
 // same times. A 5424 NIL timestamp takes
-// Received. A record that is not syslog (no PRI-less 3164 timestamp, bad
+// Received.
+//
+// Message bodies with security meaning are mapped further: sshd "Accepted
+// / Failed <method> for [invalid user ]<user> from <ip> port <n>" and
+// "Invalid user <user> from <ip>", and PAM "pam_unix(<svc>:auth):
+// authentication failure; ... rhost= user=" and "session opened/closed for
+// user" become Authentication 3002 (activity 1 Logon or 2 Logoff, status_id
+// 1 Success or 2 Failure, user.name, src_endpoint.ip); sudo "<user> : TTY=
+// ; PWD= ; USER= ; COMMAND=" becomes Process Activity 1007 Launch with the
+// command line; a kernel netfilter LOG line (SRC= DST= PROTO=) becomes
+// Network Activity 4001 (5 Refuse when its prefix says DROP/REJECT/DENY/
+// BLOCK, else 6 Traffic); a Snare for Windows body ("MSWinEventLog\t...")
+// gets the Windows names and the class winevent_json gives its EventID
+// (see snareBody); a body that starts with "CEF:" or "LEEF:" is mapped as in
+// format cef (a broken one keeps the syslog event and says why in
+// unmapped cef.parse_error). A record that is not syslog (no PRI-less 3164 timestamp, bad
 // PRI, bad 5424 header) is an error. Embedded newlines arrive as "#012"
 // (rsyslog's escaping) and are kept as they are.
 func Syslog() Format {
@@ -78,6 +93,7 @@ func (d *syslogDecoder) Record(rec []byte, ev *schemas.Event) error {
 				return fmt.Errorf("parse syslog: rfc5424: %w", err)
 			}
 			d.finish(pri, ev)
+			d.body(ev)
 			return nil
 		}
 		s = s[end+1:]
@@ -86,6 +102,7 @@ func (d *syslogDecoder) Record(rec []byte, ev *schemas.Event) error {
 		return fmt.Errorf("parse syslog: %w", err)
 	}
 	d.finish(pri, ev)
+	d.body(ev)
 	return nil
 }
 

@@ -5,12 +5,12 @@
 //
 //	watchfloor run      consume, normalize, detect, store (migrates first)
 //	watchfloor migrate  create or update the ClickHouse schema
+//	watchfloor rules    rule lifecycle: check, validate, test, push, rollback, backtest
 //	watchfloor ddl      print the schema DDL (single server or --cluster)
 //	watchfloor query    named queries and read-only SQL for analysts
 //	watchfloor tenant   per-agency analyst logins
 //	watchfloor nats-user per-agency sensor, pipeline and rule-writer NATS users
 //	watchfloor retention drop partitions past their retention
-//	watchfloor rules check DIR  compile every Sigma rule under DIR and report
 //	watchfloor version  print the version
 package main
 
@@ -49,12 +49,12 @@ const topUsage = `watchfloor is the Watchfloor SOC telemetry pipeline.
 Usage:
   watchfloor run [flags]       consume SOC_RAW, normalize, detect, store in ClickHouse
   watchfloor migrate [flags]   create or update the ClickHouse schema (idempotent)
+  watchfloor rules <command>   check, validate, test, push, roll back and backtest Sigma rules
   watchfloor ddl [flags]       print the schema DDL (--cluster NAME for Replicated/Distributed)
   watchfloor query NAME|SQL    named queries (top-domains, detections, event ID, ...) or read-only SQL
   watchfloor tenant add AGENCY create an agency's read-only analyst login (and service-analyst)
   watchfloor nats-user add NAME create NATS credentials: an agency's sensors, the pipeline, rule writers
   watchfloor retention         drop partitions older than their table's retention
-  watchfloor rules check DIR   compile every Sigma rule under DIR, report failures
   watchfloor version           print the version
 
 Every flag can also be set from the environment: --clickhouse.addr is
@@ -72,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdRun(ctx, args[1:], getenv, stdout, stderr)
 	case "migrate":
 		return cmdMigrate(ctx, args[1:], getenv, stdout, stderr)
+	case "rules":
+		return cmdRules(ctx, args[1:], getenv, stdout, stderr)
 	case "ddl":
 		return cmdDDL(ctx, args[1:], getenv, stdout, stderr)
 	case "query":
@@ -82,8 +84,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdNATSUser(ctx, args[1:], getenv, stdout, stderr)
 	case "retention":
 		return cmdRetention(ctx, args[1:], getenv, stdout, stderr)
-	case "rules":
-		return cmdRules(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "watchfloor", version)
 		return nil
@@ -92,5 +92,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	fmt.Fprint(stderr, topUsage)
-	return usageError{fmt.Errorf("unknown command %q: want run, migrate, ddl, query, tenant, nats-user, retention, rules or version", args[0])}
+	return usageError{fmt.Errorf("unknown command %q: want run, migrate, rules, ddl, query, tenant, nats-user, retention or version", args[0])}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/watchfloor/watchfloor/detect"
 )
 
-const rulesUsage = `Usage:
+const rulesCheckUsage = `Usage:
   watchfloor rules check DIR [--placeholders FILE] [--quiet]
 
 check parses and compiles every Sigma rule under DIR (detection rules,
@@ -23,30 +23,13 @@ when any rule fails.
 rules that use |expand (e.g. Administrators: ['CORP\Domain Admins']).
 `
 
-// cmdRules dispatches the rules subcommands.
-func cmdRules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, rulesUsage)
-		return usageError{errors.New("rules: a subcommand is required")}
-	}
-	switch args[0] {
-	case "check":
-		return cmdRulesCheck(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, rulesUsage)
-		return nil
-	}
-	fmt.Fprint(stderr, rulesUsage)
-	return usageError{fmt.Errorf("rules: unknown subcommand %q: want check", args[0])}
-}
-
 // maxPlaceholdersFile bounds the placeholders file.
 const maxPlaceholdersFile = 4 << 20
 
 func cmdRulesCheck(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rules check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, rulesUsage) }
+	fs.Usage = func() { fmt.Fprint(stderr, rulesCheckUsage) }
 	placeholders := fs.String("placeholders", "", "YAML file of placeholder values for |expand")
 	quiet := fs.Bool("quiet", false, "print only the counts, not every problem")
 	// Accept the directory before or after the flags.
@@ -65,7 +48,7 @@ func cmdRulesCheck(_ context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	if len(dirs) != 1 {
-		fmt.Fprint(stderr, rulesUsage)
+		fmt.Fprint(stderr, rulesCheckUsage)
 		return usageError{fmt.Errorf("rules check: want exactly one DIR, got %d", len(dirs))}
 	}
 	cfg := detect.DefaultConfig()

@@ -35,7 +35,7 @@ func TestRulesCheck(t *testing.T) {
 		{"flags first", []string{"rules", "check", "--placeholders", ph, dir}, false, "", []string{"total"}},
 		{"bad rule", []string{"rules", "check", "--placeholders", ph, dir}, true, "1 of 2 rules do not compile", []string{"bad.yml: rule r-bad", `unknown modifier "nosuchmod"`}},
 		{"no dir", []string{"rules", "check"}, false, "want exactly one DIR", nil},
-		{"unknown subcommand", []string{"rules", "push"}, false, `unknown subcommand "push"`, nil},
+		{"unknown subcommand", []string{"rules", "nosuch"}, false, `unknown rules command "nosuch"`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/watchfloor/watchfloor/detect"
+	"github.com/watchfloor/watchfloor/detect/rulebook"
 	"github.com/watchfloor/watchfloor/ingest"
 	"github.com/watchfloor/watchfloor/normalize"
 	"github.com/watchfloor/watchfloor/sink"
@@ -117,16 +118,16 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 
 	// Rules first: a broken rule directory should stop start-up at once.
-	rules, err := detect.LoadDir(cfg.RulesDir, detect.DefaultConfig())
+	baseRules, err := rulebook.LoadBase(cfg.RulesDir)
 	if err != nil {
-		return fmt.Errorf("load rules from %s: %w", cfg.RulesDir, err)
+		return err
 	}
-	log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len(), "correlations", rules.Correlations())
-	// Correlations run in this process: correct for one instance; several
-	// instances need detect/corrroute (see detect's package doc).
-	correlating, err := detect.NewCorrelating(rules, detect.DefaultCorrelatorConfig())
-	if err != nil {
-		return fmt.Errorf("correlations: %w", err)
+	if rules, err := rulebook.StaticSet(baseRules, detect.DefaultConfig()); err != nil {
+		return fmt.Errorf("load rules from %s: %w", cfg.RulesDir, err)
+	} else {
+		// Correlations run in this process: correct for one instance; several
+		// instances need detect/corrroute (see detect's package doc).
+		log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len(), "correlations", rules.RuleSet().Correlations())
 	}
 	dnsDet, err := newDNSDetection(cfg.DNS, log)
 	if err != nil {
@@ -209,11 +210,31 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer dnsDet.startReload(ctx)()
 
-	p, err := ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, dnsDet.rules(correlating),
+	// Deployed rules: the soc_rules bucket overlays --rules and every change
+	// is compiled and swapped in whole; a batch sees one set (SetRules).
+	var p *ingest.Pipeline
+	watcher, err := startRulesWatcher(ctx, js, baseRules, func(set *rulebook.Set) {
+		if p != nil {
+			p.SetRules(dnsDet.rules(set))
+		}
+	}, log)
+	if err != nil {
+		return err
+	}
+	p, err = ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, dnsDet.rules(watcher.Current()),
 		&ingest.JetStreamFindings{JS: js}, metrics, log)
 	if err != nil {
 		return err
 	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watching conc.WaitGroup
+	watching.Go(func() {
+		if err := watcher.Run(watchCtx); err != nil {
+			log.Error("rules watcher stopped; the last rule set stays live", "err", err)
+		}
+	})
+	defer watching.Wait()
+	defer stopWatch()
 	tp, stopTracing, err := newTracerProvider(ctx, cfg.OTel, nc.Opts.Name+"@"+hostname())
 	if err != nil {
 		return err

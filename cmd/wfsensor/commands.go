@@ -28,6 +28,7 @@ terminal; a summary line is printed on stdout at the end.`
 const replayExamples = `  wfsensor replay --agency doj --format zeek_dns /var/log/zeek/dns.log
   WFSENSOR_PASSWORD=secret wfsensor replay --nats nats://nats.soc:4222 --user doj-sensor \
       --agency doj --format suricata_eve --compress eve-*.json
+  wfsensor replay --agency doj --format auto conn.log eve.json auth.log
 `
 
 const tailUsage = `wfsensor tail [flags] FILE...
@@ -120,7 +121,15 @@ func runReplay(ctx context.Context, e env, args []string) error {
 		if ctx.Err() != nil {
 			break
 		}
-		if err := replayFile(ctx, dctx, js, cfg, format, path, &cur, &t, log); err != nil {
+		f, err := formatFor(e.formats(), format, path)
+		if err != nil {
+			runErr = err
+			break
+		}
+		if format == nil {
+			log.Info("format detected", "path", path, "format", f.Name)
+		}
+		if err := replayFile(ctx, dctx, js, cfg, f, path, &cur, &t, log); err != nil {
 			runErr = err
 			break
 		}
@@ -205,12 +214,17 @@ func runTail(ctx context.Context, e env, args []string) error {
 	var t tally
 	pubs := make([]*sensor.Publisher, 0, len(files))
 	for _, path := range files {
+		f, err := formatFor(e.formats(), format, path)
+		if err != nil {
+			closeAll(ctx, pubs)
+			return err
+		}
 		name, err := sensor.FileKey(path)
 		if err != nil {
 			closeAll(ctx, pubs)
 			return err
 		}
-		pub, err := sensor.NewPublisher(js, cfg, sensor.Source{Format: format, Name: "tail-" + name}, log.With("path", path))
+		pub, err := sensor.NewPublisher(js, cfg, sensor.Source{Format: f, Name: "tail-" + name}, log.With("path", path, "format", f.Name))
 		if err != nil {
 			closeAll(ctx, pubs)
 			return err
@@ -230,7 +244,7 @@ func runTail(ctx context.Context, e env, args []string) error {
 		})
 	}
 	wg.Go(func() { logStats(runCtx, log, &t, c.statsEvery) })
-	log.Info("tailing", "files", len(files), "format", format.Name, "agency", cfg.Agency)
+	log.Info("tailing", "files", len(files), "format", c.format, "agency", cfg.Agency)
 	wg.Wait()
 
 	dctx, dcancel := drainContext(runCtx, c.drain)

@@ -65,7 +65,7 @@ func newCommon(cmd string, hasFormat bool, usage, examples string) *common {
 	fs.StringVar(&c.password, "password", "", "NATS password (env "+envPassword+"; prefer the env var, flags show up in ps)")
 	fs.StringVar(&c.agency, "agency", "", "agency token this sensor ships for, [a-z0-9][a-z0-9_-]* (required)")
 	if hasFormat {
-		fs.StringVar(&c.format, "format", "", "format of the lines, a registered parser name (required; see the list below)")
+		fs.StringVar(&c.format, "format", "", "format of the lines, a registered parser name, or auto to detect it per file from its first lines (required; see the list below)")
 	}
 	fs.StringVar(&c.sensorID, "sensor-id", "", "sensor id in Wf-Sensor and Nats-Msg-Id, [A-Za-z0-9._-] (default the host name)")
 	fs.IntVar(&c.batchRecords, "batch-records", d.BatchRecords, "records per batch at most (1 to 100000); a batch also closes near 1 MiB")
@@ -179,8 +179,10 @@ func (c *common) config(e env) (sensor.Config, *normalize.Format, error) {
 			return cfg, nil, usageError{fmt.Errorf("--format is required; accepted values: %s", formatList(reg))}
 		}
 		var ok bool
-		if f, ok = reg.Lookup(c.format); !ok {
-			return cfg, nil, usageError{fmt.Errorf("--format %q is not a registered format; accepted values: %s", c.format, formatList(reg))}
+		if c.format == "auto" {
+			// Resolved per file by detectFormat once the files are known.
+		} else if f, ok = reg.Lookup(c.format); !ok {
+			return cfg, nil, usageError{fmt.Errorf("--format %q is not a registered format; accepted values: auto, %s", c.format, formatList(reg))}
 		}
 	}
 	if c.sensorID == "" {

@@ -57,7 +57,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "no agency", give: []string{"replay", "--format", "fake_tsv", "f"}, wantErr: "--agency is required"},
 		{name: "bad agency", give: []string{"replay", "--agency", "DOJ", "--format", "fake_tsv", "f"}, wantErr: "--agency"},
 		{name: "no format", give: []string{"replay", "--agency", "doj", "f"}, wantErr: "--format is required; accepted values: fake_tsv"},
-		{name: "bad format", give: []string{"tail", "--agency", "doj", "--format", "cef", "f"}, wantErr: `--format "cef" is not a registered format; accepted values: fake_tsv`},
+		{name: "bad format", give: []string{"tail", "--agency", "doj", "--format", "cef", "f"}, wantErr: `--format "cef" is not a registered format; accepted values: auto, fake_tsv`},
 		{name: "batch records", give: []string{"replay", "--agency", "doj", "--format", "fake_tsv", "--batch-records", "0", "f"}, wantErr: "--batch-records: sensor.batch_records must be between 1 and 100000"},
 		{name: "linger", give: []string{"tail", "--agency", "doj", "--format", "fake_tsv", "--linger", "2m", "f"}, wantErr: "--linger: sensor.linger"},
 		{name: "timeout", give: []string{"tail", "--agency", "doj", "--format", "fake_tsv", "--timeout", "1ms", "f"}, wantErr: "--timeout: sensor.ack_timeout"},

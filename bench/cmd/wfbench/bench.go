@@ -235,6 +235,12 @@ func bench(ctx context.Context, cfg Config, progressOut io.Writer) (*Result, err
 		res.Processes = append(res.Processes, p.result(elapsed))
 	}
 	res.PipelineMetrics = scrapeMetrics(metricsAddr)
+	pipe.stop()
+	if !cfg.KeepDatabase {
+		if err := ch.Exec(qctx, "DROP DATABASE IF EXISTS "+cfg.Database); err != nil {
+			fmt.Fprintf(progressOut, "wfbench: drop database %s: %v\n", cfg.Database, err)
+		}
+	}
 	return res, nil
 }
 

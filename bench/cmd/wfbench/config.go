@@ -13,12 +13,13 @@ import (
 
 // Config is one benchmark run.
 type Config struct {
-	Watchfloor   string        // path of the watchfloor binary
-	RunArgs      []string      // extra flags for watchfloor run
-	Rules        string        // --rules for the pipeline
-	ClickHouse   string        // native host:port
-	CHPidFile    string        // pid file of the ClickHouse server, for its CPU and RSS
-	Database     string        // dropped and recreated
+	Watchfloor   string   // path of the watchfloor binary
+	RunArgs      []string // extra flags for watchfloor run
+	Rules        string   // --rules for the pipeline
+	ClickHouse   string   // native host:port
+	CHPidFile    string   // pid file of the ClickHouse server, for its CPU and RSS
+	Database     string   // created for the run; dropped after it unless KeepDatabase
+	KeepDatabase bool
 	Agencies     int           // agencies the load is spread over
 	Duration     time.Duration // measured publishing time
 	Rate         int           // offered records/s; 0 = as fast as the pipeline takes them
@@ -33,11 +34,13 @@ type Config struct {
 
 func defaultConfig() Config {
 	return Config{
-		Watchfloor:   "bin/watchfloor",
-		Rules:        "detect/rules",
-		ClickHouse:   "127.0.0.1:19000",
-		CHPidFile:    ".data/clickhouse/pid",
-		Database:     "wfbench",
+		Watchfloor: "bin/watchfloor",
+		Rules:      "detect/rules",
+		ClickHouse: "127.0.0.1:19000",
+		CHPidFile:  ".data/clickhouse/pid",
+		// A database per run: a pipeline still draining from an earlier run
+		// must not write into this one's counts.
+		Database:     "wfbench_" + time.Now().UTC().Format("20060102_150405"),
 		Agencies:     8,
 		Duration:     60 * time.Second,
 		BatchRecords: 1000,
@@ -62,7 +65,8 @@ func (c *Config) flags() *flag.FlagSet {
 	fs.StringVar(&c.Rules, "rules", c.Rules, "rules directory for the pipeline (e.g. ../shared/corpus/sigma/rules for all of SigmaHQ)")
 	fs.StringVar(&c.ClickHouse, "clickhouse", c.ClickHouse, "ClickHouse native host:port")
 	fs.StringVar(&c.CHPidFile, "clickhouse-pid-file", c.CHPidFile, "pid file of that ClickHouse server, to report its CPU and RSS (empty skips)")
-	fs.StringVar(&c.Database, "database", c.Database, "ClickHouse database for the run; dropped and recreated")
+	fs.StringVar(&c.Database, "database", c.Database, "ClickHouse database for the run (dropped first if it exists)")
+	fs.BoolVar(&c.KeepDatabase, "keep-database", false, "keep the run's database for inspection instead of dropping it at the end")
 	fs.IntVar(&c.Agencies, "agencies", c.Agencies, "agencies the load is spread over (1 to 1000)")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "how long to publish (1s to 24h)")
 	fs.IntVar(&c.Rate, "rate", c.Rate, "offered records/s; 0 offers as fast as the stream acknowledges")
