@@ -20,8 +20,8 @@ password is printed once on stdout and stored nowhere.
 
 Roles:
   sensor    NAME is the agency; user sensor-NAME may publish to soc.raw.NAME.>
-            only and receive replies on _INBOX_sensor_NAME.> only (wfsensor
-            sets that inbox prefix itself)
+            only and receive replies on _INBOX_sensor_NAME.> only (run
+            wfsensor with --inbox-prefix _INBOX_sensor_NAME)
   pipeline  the watchfloor run service: all subjects
   engineer  a detection engineer: the soc_rules KV bucket only (inbox
             prefix _INBOX_rules_NAME)
@@ -31,7 +31,8 @@ The embedded server of 'watchfloor run' loads the same file with
 
 Example:
   watchfloor nats-user add --users /etc/watchfloor/users.json doj
-  wfsensor tail --user sensor-doj --agency doj ...   (password in WFSENSOR_PASSWORD)
+  wfsensor tail --user sensor-doj --inbox-prefix _INBOX_sensor_doj --agency doj ...
+      (password in WFSENSOR_PASSWORD)
 `
 
 func cmdNATSUser(_ context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -77,7 +78,8 @@ func cmdNATSUser(_ context.Context, args []string, getenv func(string) string, s
 	}
 	fmt.Fprintf(stdout, "user: %s\npassword: %s\nrole: %s\n", x.Name, password, x.Role)
 	if x.Role == ingest.RoleSensor {
-		fmt.Fprintf(stdout, "publishes to: soc.raw.%s.>\n", x.Agency)
+		fmt.Fprintf(stdout, "publishes to: soc.raw.%s.>\nwfsensor flags: --user %s --inbox-prefix %s (password in WFSENSOR_PASSWORD)\n",
+			x.Agency, x.Name, ingest.SensorInboxPrefix(x.Agency))
 	}
 	fmt.Fprintf(stdout, "users file: %s\nnats-server authorization block: %s\n", *users, *conf)
 	return nil

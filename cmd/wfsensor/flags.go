@@ -46,6 +46,7 @@ type common struct {
 	logLevel                       string
 	spool                          sensor.SpoolConfig
 	tls                            ingest.TLSConfig
+	inboxPrefix                    string
 	spoolPolicy                    string
 
 	hasFormat bool
@@ -80,6 +81,7 @@ func newCommon(cmd string, hasFormat bool, usage, examples string) *common {
 	fs.StringVar(&c.spool.Dir, "spool-dir", "", "directory of the on-disk queue: every batch is written there until the stream acknowledges it, so an outage or a restart loses nothing (empty: no spool)")
 	fs.Int64Var(&c.spool.MaxBytes, "spool-max-bytes", sd.MaxBytes, "size limit of each source's spool in bytes")
 	fs.StringVar(&c.spoolPolicy, "spool-policy", string(sd.Policy), "when the spool is full: drop-oldest (logged and counted) or block (reading pauses)")
+	fs.StringVar(&c.inboxPrefix, "inbox-prefix", "_INBOX", "reply subject prefix for PubAcks; users made by 'watchfloor nats-user add' may only subscribe to _INBOX_sensor_<agency> (so a sensor cannot read other clients' replies)")
 	fs.StringVar(&c.tls.CAFile, "tls-ca", "", "PEM CA that signs the NATS server's certificate (turns TLS on)")
 	fs.StringVar(&c.tls.CertFile, "tls-cert", "", "PEM client certificate, when the server asks for one")
 	fs.StringVar(&c.tls.KeyFile, "tls-key", "", "PEM key of --tls-cert")
@@ -264,9 +266,9 @@ func (c *common) connect(log *slog.Logger) (jetstream.JetStream, func(), error) 
 	opts := []nats.Option{
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 		nats.Name("wfsensor " + c.sensorID),
-		// Replies (PubAcks) come to an inbox only this agency's sensors may
-		// subscribe to (see 'watchfloor tenant add').
-		nats.CustomInboxPrefix(ingest.SensorInboxPrefix(c.agency)),
+		// Replies (PubAcks) come to this inbox; with users from
+		// 'watchfloor nats-user add' it must be _INBOX_sensor_<agency>.
+		nats.CustomInboxPrefix(c.inboxPrefix),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
