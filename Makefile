@@ -20,7 +20,7 @@ METRICS_LISTEN ?= 127.0.0.1:19464
 
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build run stop test vet unit clickhouse clickhouse-test fuzz bench bench-e2e clean help
+.PHONY: all build run stop test vet unit clickhouse clickhouse-test fuzz bench bench-e2e clean help deps faults
 
 all: build
 
@@ -48,12 +48,22 @@ clickhouse-test:
 vet:
 	$(GO) vet ./...
 
+# External servers the tests use (nats-server for the fault suite).
+deps:
+	@deploy/local/deps.sh
+
 # Integration tests need the real servers: ClickHouse from the project script,
 # NATS embedded in the test process. WATCHFLOOR_REQUIRE_CLICKHOUSE makes them
 # fail, not skip, if the server is missing.
-test: clickhouse-test vet
+test: deps clickhouse-test vet
 	WATCHFLOOR_TEST_CLICKHOUSE=127.0.0.1:$(CH_TEST_TCP) WATCHFLOOR_REQUIRE_CLICKHOUSE=1 \
 	  $(GO) test -count=1 -timeout 15m ./...
+
+# Long form of the fault suite (kill -9, ClickHouse and NATS restarts under
+# load, sensor crash, poison records) with exact counts.
+faults: deps clickhouse-test
+	WATCHFLOOR_TEST_CLICKHOUSE=127.0.0.1:$(CH_TEST_TCP) WATCHFLOOR_REQUIRE_CLICKHOUSE=1 WATCHFLOOR_FAULTS_LONG=1 \
+	  $(GO) test -count=1 -v -timeout 60m ./faults
 
 # Unit tests only (no ClickHouse): integration tests skip with a message.
 unit:

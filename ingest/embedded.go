@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,11 @@ type EmbeddedConfig struct {
 	Host     string
 	Port     int   // -1 picks a free port
 	MaxStore int64 // bytes of file storage JetStream may use
+	// Users, when not empty, turns on authorization: only these users
+	// (see Users.ServerUsers) may connect, each with its permissions.
+	Users []*server.User
+	// TLS, when not nil, makes the listener TLS-only (see TLSConfig.ServerTLS).
+	TLS *tls.Config
 }
 
 // Validate reports the first bad setting, naming its key.
@@ -48,6 +54,11 @@ func StartEmbedded(c EmbeddedConfig, log *slog.Logger) (*server.Server, error) {
 		JetStreamMaxMemory: 256 << 20,
 		NoSigs:             true,
 		NoLog:              true,
+		Users:              c.Users,
+	}
+	if c.TLS != nil {
+		opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, c.TLS, 2
+		opts.TLSVerify = c.TLS.ClientAuth == tls.RequireAndVerifyClientCert
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sourcegraph/conc"
 	"github.com/sourcegraph/conc/pool"
@@ -43,6 +44,7 @@ type PipelineConfig struct {
 	FetchBatch    int           // messages pulled per request
 	MaxAckPending int           // unacknowledged messages the server hands this consumer
 	AckWait       time.Duration // redelivery after this long without ack or progress
+	MaxDeliver    int           // a batch delivered more often than this becomes dead letters (it crashes or stalls us)
 	FlushRows     int           // rows that trigger a ClickHouse insert
 	FlushInterval time.Duration // longest wait before an insert of whatever is pending
 	Flushers      int           // inserts in flight at once; the collector fills the next one meanwhile
@@ -58,6 +60,7 @@ func DefaultPipelineConfig() PipelineConfig {
 		FetchBatch:    64,
 		MaxAckPending: 1024,
 		AckWait:       2 * time.Minute,
+		MaxDeliver:    10,
 		FlushRows:     50000,
 		FlushInterval: time.Second,
 		Flushers:      1,
@@ -79,6 +82,8 @@ func (c PipelineConfig) Validate() error {
 		return fmt.Errorf("pipeline.max_ack_pending must be at least pipeline.fetch_batch (%d), got %d", c.FetchBatch, c.MaxAckPending)
 	case c.AckWait < 10*time.Second:
 		return fmt.Errorf("pipeline.ack_wait must be at least 10s, got %s", c.AckWait)
+	case c.MaxDeliver < 2 || c.MaxDeliver > 1000:
+		return fmt.Errorf("pipeline.max_deliver must be between 2 and 1000, got %d", c.MaxDeliver)
 	case c.FlushRows < 1 || c.FlushRows > 1000000:
 		return fmt.Errorf("pipeline.flush_rows must be between 1 and 1000000, got %d", c.FlushRows)
 	case c.FlushInterval < 10*time.Millisecond || c.FlushInterval > c.AckWait/4:
@@ -110,6 +115,9 @@ type Pipeline struct {
 	rules   atomic.Pointer[rulesHolder]
 	ready   atomic.Bool
 	pending atomic.Int64 // consumer lag seen at the last poll
+
+	heldMu sync.Mutex
+	held   map[jetstream.Msg]time.Time // delivered, not yet settled: kept alive with InProgress
 }
 
 type rulesHolder struct{ r Rules }
@@ -125,7 +133,8 @@ func NewPipeline(cfg PipelineConfig, js jetstream.JetStream, formats *normalize.
 	if metrics == nil {
 		metrics = NopMetrics()
 	}
-	p := &Pipeline{cfg: cfg, js: js, formats: formats, store: store, findings: findings, log: log, metrics: metrics, now: time.Now}
+	p := &Pipeline{cfg: cfg, js: js, formats: formats, store: store, findings: findings, log: log, metrics: metrics, now: time.Now,
+		held: make(map[jetstream.Msg]time.Time)}
 	p.SetRules(rules)
 	return p, nil
 }
@@ -145,9 +154,9 @@ func (c PipelineConfig) ConsumerConfig() jetstream.ConsumerConfig {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
-		// Unlimited deliveries: a message is only redelivered when an
-		// instance died or could not store it, never because its content is
-		// bad (bad records become dead letters), so giving up would lose data.
+		// Unlimited deliveries on the server: it would drop a message that
+		// exceeds its limit. The pipeline applies pipeline.max_deliver itself
+		// and turns such a batch into dead letters with the reason.
 		MaxDeliver:    -1,
 		FilterSubject: RawSubjectsAll,
 		MaxAckPending: c.MaxAckPending,
@@ -174,6 +183,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	bg.Go(func() { collectErr = p.collect(ctx, results) })
 	lagCtx, stopLag := context.WithCancel(context.Background())
 	bg.Go(func() { p.pollLag(lagCtx, cons) })
+	bg.Go(func() { p.keepAlive(lagCtx) })
 
 	p.ready.Store(true)
 	p.log.Info("pipeline consuming", "stream", StreamRaw, "durable", p.cfg.Durable, "workers", p.cfg.Workers)
@@ -187,6 +197,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			p.log.Warn("next raw message", "err", err)
 			continue
 		}
+		p.hold(msg)
 		workers.Go(func() { results <- p.process(msg) })
 	}
 	p.ready.Store(false)
@@ -196,6 +207,51 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	bg.Wait()
 	p.log.Info("pipeline drained")
 	return collectErr
+}
+
+func (p *Pipeline) hold(m jetstream.Msg) {
+	p.heldMu.Lock()
+	p.held[m] = p.now()
+	p.heldMu.Unlock()
+}
+
+func (p *Pipeline) release(m jetstream.Msg) {
+	p.heldMu.Lock()
+	delete(p.held, m)
+	p.heldMu.Unlock()
+}
+
+// keepAlive tells the server that messages held longer than a quarter of
+// the ack wait (queued behind a slow flush, a ClickHouse outage, a slow
+// batch) are still in progress, so they are not redelivered meanwhile and
+// their delivery count does not grow towards pipeline.max_deliver.
+func (p *Pipeline) keepAlive(ctx context.Context) {
+	every := p.cfg.AckWait / 4
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var due []jetstream.Msg
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := p.now()
+		due = due[:0]
+		p.heldMu.Lock()
+		for m, since := range p.held {
+			if now.Sub(since) >= every {
+				due = append(due, m)
+				p.held[m] = now
+			}
+		}
+		p.heldMu.Unlock()
+		for _, m := range due {
+			if err := m.InProgress(); err != nil {
+				p.log.Debug("in progress", "subject", m.Subject(), "err", err)
+			}
+		}
+	}
 }
 
 func (p *Pipeline) pollLag(ctx context.Context, cons jetstream.Consumer) {
@@ -225,6 +281,43 @@ type processed struct {
 	redelivered bool
 	records     int
 	span        trace.Span // the batch span, ended once the message is settled
+	exceeded    bool       // delivered more than pipeline.max_deliver times: dead letters only
+	seq         uint64     // stream sequence, 0 if unknown
+}
+
+// seqRing remembers the stream sequences of the last settled messages, so
+// a late second copy of one (redelivered after its ack wait while it sat in
+// the pull buffer) is written with the stored-id check.
+type seqRing struct {
+	mu   sync.Mutex
+	ring []uint64
+	next int
+	set  map[uint64]struct{}
+}
+
+func newSeqRing(n int) *seqRing {
+	return &seqRing{ring: make([]uint64, n), set: make(map[uint64]struct{}, n)}
+}
+
+func (r *seqRing) add(seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.set[seq]; ok || seq == 0 {
+		return
+	}
+	if old := r.ring[r.next]; old != 0 {
+		delete(r.set, old)
+	}
+	r.ring[r.next] = seq
+	r.next = (r.next + 1) % len(r.ring)
+	r.set[seq] = struct{}{}
+}
+
+func (r *seqRing) has(seq uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.set[seq]
+	return ok
 }
 
 // flushJob is one insert: the messages and the rows they produced.
@@ -257,6 +350,7 @@ func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error
 	var flushers conc.WaitGroup
 	var errOnce sync.Once
 	var flushErr error
+	recent := newSeqRing(1 << 16)
 	for range p.cfg.Flushers {
 		flushers.Go(func() {
 			for j := range jobs {
@@ -264,6 +358,10 @@ func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error
 					// Only a context that ended stops settle; the messages
 					// stay unacked and are redelivered.
 					errOnce.Do(func() { flushErr = err })
+				} else {
+					for _, r := range j.batch {
+						recent.add(r.seq)
+					}
 				}
 				j.rows.Reset()
 				free <- j.rows
@@ -277,9 +375,10 @@ func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error
 	defer stopFlushers()
 
 	var (
-		batch  []*processed
-		rows   = <-free
-		oldest time.Time
+		batch   []*processed
+		rows    = <-free
+		oldest  time.Time
+		inBatch = map[uint64]struct{}{}
 	)
 	tick := time.NewTicker(p.cfg.FlushInterval / 4)
 	defer tick.Stop()
@@ -290,6 +389,7 @@ func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error
 		jobs <- flushJob{batch: batch, rows: rows}
 		batch = make([]*processed, 0, cap(batch))
 		rows = <-free
+		clear(inBatch)
 	}
 	for {
 		select {
@@ -302,8 +402,27 @@ func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error
 				}
 				return flushErr
 			}
+			if r.exceeded {
+				if err := p.settleExceeded(ctx, r); err != nil && ctx.Err() == nil {
+					return err
+				}
+				continue
+			}
 			if len(batch) == 0 {
 				oldest = p.now()
+			}
+			if r.seq != 0 {
+				if _, dup := inBatch[r.seq]; dup {
+					// A second copy of a message already in this flush
+					// (redelivered while the first waited): ack it, store
+					// its rows once.
+					batch = append(batch, &processed{msg: r.msg, seq: r.seq})
+					continue
+				}
+				inBatch[r.seq] = struct{}{}
+				if recent.has(r.seq) {
+					r.redelivered = true
+				}
 			}
 			batch = append(batch, r)
 			rows.Events = append(rows.Events, r.events...)
@@ -344,14 +463,24 @@ func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Ro
 		}
 	}
 	start := p.now()
+	store := func(ctx context.Context) error {
+		err := p.store.Write(ctx, rows)
+		if err != nil {
+			// Part of the rows may have been stored (events before dead
+			// letters, or a lost reply): the next attempt skips stored ids.
+			rows.Redelivered = true
+		}
+		return err
+	}
 	if err := p.traceSettle(batch, SpanStore, func() error {
-		return p.retry(ctx, batch, "store rows", func(ctx context.Context) error { return p.store.Write(ctx, rows) })
+		return p.retry(ctx, batch, "store rows", store)
 	}, flushAttrs...); err != nil {
 		return err
 	}
 	p.metrics.stored(ctx, rows, p.now().Sub(start))
 	_ = p.traceSettle(batch, SpanAck, func() error {
 		for _, r := range batch {
+			p.release(r.msg)
 			if err := r.msg.Ack(); err != nil {
 				// The rows are stored; a lost ack means a redelivery that the
 				// sink's id check turns into a no-op.
@@ -366,7 +495,6 @@ func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Ro
 
 func (p *Pipeline) retry(ctx context.Context, batch []*processed, what string, fn func(context.Context) error) error {
 	backoff := 100 * time.Millisecond
-	lastProgress := p.now()
 	for attempt := 1; ; attempt++ {
 		err := fn(ctx)
 		if err == nil {
@@ -379,13 +507,6 @@ func (p *Pipeline) retry(ctx context.Context, batch []*processed, what string, f
 		if attempt == 1 || attempt%10 == 0 {
 			p.log.Warn(what+" failed, retrying", "attempt", attempt, "backoff", backoff, "messages", len(batch), "err", err)
 		}
-		if p.now().Sub(lastProgress) > p.cfg.AckWait/3 {
-			// Keep the server from redelivering what we still hold.
-			for _, r := range batch {
-				_ = r.msg.InProgress()
-			}
-			lastProgress = p.now()
-		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: gave up after %d attempts: %w", what, attempt, errors.Join(ctx.Err(), err))
@@ -393,4 +514,51 @@ func (p *Pipeline) retry(ctx context.Context, batch []*processed, what string, f
 		}
 		backoff = min(backoff*2, p.cfg.RetryMax)
 	}
+}
+
+// settleExceeded stores the dead letters of a batch that exceeded
+// pipeline.max_deliver. ClickHouse gets one bounded attempt; if that fails
+// the raw batch goes to soc.dlq.<agency>.<format> with the reason in
+// Wf-Reason, so a batch that keeps failing is never dropped and never blocks
+// the rest. If both fail the message is left for redelivery.
+func (p *Pipeline) settleExceeded(ctx context.Context, r *processed) error {
+	defer p.release(r.msg)
+	rows := sink.Rows{DeadLetters: r.deadLetters, Redelivered: true}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := p.store.Write(sctx, &rows)
+	cancel()
+	if err == nil {
+		p.metrics.stored(ctx, &rows, 0)
+		if err := r.msg.Ack(); err != nil {
+			p.log.Warn("ack raw message", "subject", r.msg.Subject(), "err", err)
+		}
+		p.metrics.acked(ctx, 1)
+		return nil
+	}
+	reason := "exceeded pipeline.max_deliver"
+	if len(r.deadLetters) > 0 {
+		reason = r.deadLetters[0].Reason
+	}
+	subj := DeadLetterSubject(r.msg.Subject())
+	m := nats.NewMsg(subj)
+	for k, v := range r.msg.Headers() {
+		m.Header[k] = v
+	}
+	m.Header.Del(HeaderMsgID)
+	m.Header.Set(HeaderReason, truncate(reason+"; storing the dead letters failed: "+err.Error(), 1024))
+	m.Header.Set(HeaderOrigSubject, r.msg.Subject())
+	m.Data = r.msg.Data()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, perr := p.js.PublishMsg(pctx, m)
+	cancel()
+	if perr != nil {
+		p.log.Error("dead letter batch neither stored nor published; left for redelivery", "subject", r.msg.Subject(), "dlq", subj, "store_err", err, "err", perr)
+		_ = r.msg.NakWithDelay(p.cfg.RetryMax)
+		return nil
+	}
+	p.log.Warn("batch sent to the dead-letter stream", "subject", r.msg.Subject(), "dlq", subj, "reason", reason)
+	if err := r.msg.Ack(); err != nil {
+		p.log.Warn("ack raw message", "subject", r.msg.Subject(), "err", err)
+	}
+	return nil
 }

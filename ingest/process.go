@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -40,6 +41,7 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 	if md, err := msg.Metadata(); err == nil {
 		m.received = md.Timestamp.UTC()
 		out.redelivered = md.NumDelivered > 1
+		out.seq = md.Sequence.Stream
 		m.msgID = fmt.Sprintf("%s:%d", StreamRaw, md.Sequence.Stream)
 	} else {
 		m.received = p.now().UTC()
@@ -57,16 +59,42 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 			p.log.Error("panic while processing a batch", "subject", m.subject, "batch", m.msgID, "panic", r)
 			out.events, out.findings, out.deadLetters = nil, nil, nil
 			out.records = 0
-			p.deadLetterAll(out, &m, payload, fmt.Sprintf("internal error while normalizing: %v", r))
+			var directive func([]byte) bool
+			if f, ok := p.formats.Lookup(m.format); ok {
+				directive = f.Directive
+			}
+			p.deadLetterAll(out, &m, payload, fmt.Sprintf("internal error while normalizing: %v", r), directive)
 		}
 		p.metrics.processed(out)
 		finishProcessing(span, &m, out)
 	}()
 
+	if md, err := msg.Metadata(); err == nil && md.NumDelivered > uint64(p.cfg.MaxDeliver) {
+		// Earlier deliveries were never settled: the batch probably crashes
+		// or stalls the pipeline. Do not decode it again.
+		out.exceeded = true
+		m.agency, m.format = "_invalid", "_invalid"
+		if a, f, err := ParseRawSubject(m.subject); err == nil {
+			m.agency, m.format = a, f
+		}
+		reason := fmt.Sprintf("exceeded pipeline.max_deliver (%d): delivered %d times without being settled; the batch was not normalized again",
+			p.cfg.MaxDeliver, md.NumDelivered)
+		if enc := h.Get(HeaderEncoding); enc != "" && enc != "identity" {
+			p.deadLetterWhole(out, &m, payload, h.Get(HeaderCount), reason+" (still compressed: the first dead letter keeps the payload's start)")
+			return out
+		}
+		var directive func([]byte) bool
+		if f, ok := p.formats.Lookup(m.format); ok {
+			directive = f.Directive
+		}
+		p.deadLetterAll(out, &m, payload, reason, directive)
+		return out
+	}
+
 	agency, format, err := ParseRawSubject(m.subject)
 	if err != nil {
 		m.agency, m.format = "_invalid", "_invalid"
-		p.deadLetterAll(out, &m, payload, err.Error())
+		p.deadLetterAll(out, &m, payload, err.Error(), nil)
 		return out
 	}
 	m.agency, m.format = agency, format
@@ -82,7 +110,11 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 			dec.Close()
 		}
 		if err != nil {
-			p.deadLetterWhole(out, &m, msg.Data(), h.Get(HeaderCount), fmt.Sprintf("decode zstd batch: %v", err))
+			reason := fmt.Sprintf("decode zstd batch: %v", err)
+			if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+				reason = fmt.Sprintf("decompressed batch exceeds the limit of %d bytes (ingest.MaxDecodedBatchBytes): %v", MaxDecodedBatchBytes, err)
+			}
+			p.deadLetterWhole(out, &m, msg.Data(), h.Get(HeaderCount), reason)
 			return out
 		}
 	default:
@@ -92,7 +124,7 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 
 	f, ok := p.formats.Lookup(format)
 	if !ok {
-		p.deadLetterAll(out, &m, payload, fmt.Sprintf("unknown format %q: registered formats are %v", format, p.formats.Names()))
+		p.deadLetterAll(out, &m, payload, fmt.Sprintf("unknown format %q: registered formats are %v", format, p.formats.Names()), nil)
 		return out
 	}
 	oversize, err := ParseOversize(h.Get(HeaderOversize))
@@ -123,6 +155,11 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 		}
 		i := idx
 		idx++
+		if i >= MaxBatchRecords {
+			out.deadLetters = append(out.deadLetters, m.deadLetter(i, line,
+				fmt.Sprintf("batch holds more than %d records (ingest.MaxBatchRecords); record %d is over the limit", MaxBatchRecords, i)))
+			return nil
+		}
 		if size, ok := cut[i]; ok {
 			out.deadLetters = append(out.deadLetters, m.deadLetter(i, line,
 				fmt.Sprintf("record of %d bytes exceeds the sensor limit of %d bytes; the first %d bytes are kept", size, MaxRecordBytes, len(line))))
@@ -182,9 +219,13 @@ func (m *batchMeta) deadLetter(i int, raw []byte, reason string) schemas.DeadLet
 
 // deadLetterAll turns every record of a batch that cannot be decoded as a
 // whole (bad subject, unknown format) into a dead letter with reason.
-func (p *Pipeline) deadLetterAll(out *processed, m *batchMeta, payload []byte, reason string) {
+// Lines for which directive (if not nil) is true are not records and skipped.
+func (p *Pipeline) deadLetterAll(out *processed, m *batchMeta, payload []byte, reason string, directive func([]byte) bool) {
 	i := 0
 	_ = ForEachLine(payload, func(line []byte) error {
+		if directive != nil && directive(line) {
+			return nil
+		}
 		if len(line) > MaxRecordBytes {
 			line = line[:OversizePrefix]
 		}
@@ -199,10 +240,13 @@ func (p *Pipeline) deadLetterAll(out *processed, m *batchMeta, payload []byte, r
 // (a corrupt compressed batch): one dead letter per record the header
 // announced, the first holding the payload, so counts still add up.
 func (p *Pipeline) deadLetterWhole(out *processed, m *batchMeta, payload []byte, count, reason string) {
+	// Wf-Count is client-controlled: bounded, so a small corrupt message
+	// cannot claim millions of rows.
 	n, err := strconv.Atoi(count)
-	if err != nil || n < 1 || n > 1000000 {
+	if err != nil || n < 1 {
 		n = 1
 	}
+	n = min(n, MaxBatchRecords)
 	for i := 0; i < n; i++ {
 		var raw []byte
 		if i == 0 {

@@ -32,7 +32,26 @@ const (
 	HeaderOversize    = "Wf-Oversize"      // "index:size,..." records the sensor truncated
 	HeaderEncoding    = "Content-Encoding" // "zstd" or absent
 	HeaderTraceparent = "traceparent"      // W3C trace context
+	HeaderReason      = "Wf-Reason"        // on soc.dlq.* messages: why the batch is there
+	HeaderOrigSubject = "Wf-Subject"       // on soc.dlq.* messages: the raw subject it came from
 )
+
+// StreamDeadLetters holds soc.dlq.<agency>.<format>: raw batches that
+// could not be stored anywhere else.
+const (
+	StreamDeadLetters     = "SOC_DLQ"
+	DeadLetterSubjectsAll = "soc.dlq.>"
+)
+
+// DeadLetterSubject maps soc.raw.<agency>.<format> to soc.dlq.<agency>.<format>;
+// an unparseable subject goes to soc.dlq._invalid._invalid.
+func DeadLetterSubject(raw string) string {
+	agency, format, err := ParseRawSubject(raw)
+	if err != nil {
+		return DeadLetterPrefix + "_invalid._invalid"
+	}
+	return DeadLetterPrefix + agency + "." + format
+}
 
 // Size limits shared by sensors and the pipeline.
 const (
@@ -45,6 +64,9 @@ const (
 	MaxRecordBytes = 512 << 10
 	// OversizePrefix is how much of an oversized record is kept.
 	OversizePrefix = 64 << 10
+	// MaxBatchRecords bounds the records of one batch (the sensor's
+	// sensor.batch_records limit); records past it become dead letters.
+	MaxBatchRecords = 100000
 )
 
 // ValidateAgency checks an agency token: [a-z0-9][a-z0-9_-]*, at most 64 bytes.

@@ -81,10 +81,25 @@ func (c StreamConfig) DetectionsStream() jetstream.StreamConfig {
 	}
 }
 
+// DeadLetterStream is the SOC_DLQ definition. DiscardNew: a full DLQ
+// refuses, and the pipeline keeps the batch for redelivery instead.
+func (c StreamConfig) DeadLetterStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        StreamDeadLetters,
+		Description: "raw batches that could not be stored as events or dead letters",
+		Subjects:    []string{DeadLetterSubjectsAll},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew,
+		MaxAge:      c.RawMaxAge,
+		Replicas:    c.Replicas,
+	}
+}
+
 // EnsureStreams creates or updates the streams. It is idempotent, so every
 // pipeline instance may call it at start-up.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig) error {
-	for _, sc := range []jetstream.StreamConfig{c.RawStream(), c.DetectionsStream()} {
+	for _, sc := range []jetstream.StreamConfig{c.RawStream(), c.DetectionsStream(), c.DeadLetterStream()} {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}

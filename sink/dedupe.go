@@ -61,25 +61,32 @@ func filterStored[T any](ctx context.Context, s *Sink, table, idCol, timeCol str
 		sp.ids = append(sp.ids, uuid.UUID(id).String())
 	}
 	stored := map[schemas.ID]struct{}{}
+	// The ids are bound into the query text: chunks keep it under the
+	// server's max_query_size (256 KiB by default, about 40 bytes per id).
+	const idsPerQuery = 4000
 	for agency, sp := range byAgency {
-		q := fmt.Sprintf("SELECT %s FROM %s.%s WHERE agency = ? AND %s >= toDateTime(?) AND %s < toDateTime(?) AND has(?, toString(%s))",
-			idCol, s.cfg.Database, table, timeCol, timeCol, idCol)
-		res, err := s.conn.Query(ctx, q, agency, sp.min.Unix(), sp.max.Unix()+1, sp.ids)
-		if err != nil {
-			return nil, fmt.Errorf("look up stored %s of agency %s: %w", table, agency, err)
-		}
-		for res.Next() {
-			var id uuid.UUID
-			if err := res.Scan(&id); err != nil {
-				res.Close()
-				return nil, fmt.Errorf("scan stored %s id: %w", table, err)
+		for len(sp.ids) > 0 {
+			chunk := sp.ids[:min(idsPerQuery, len(sp.ids))]
+			sp.ids = sp.ids[len(chunk):]
+			q := fmt.Sprintf("SELECT %s FROM %s.%s WHERE agency = ? AND %s >= toDateTime(?) AND %s < toDateTime(?) AND has(?, toString(%s))",
+				idCol, s.cfg.Database, table, timeCol, timeCol, idCol)
+			res, err := s.conn.Query(ctx, q, agency, sp.min.Unix(), sp.max.Unix()+1, chunk)
+			if err != nil {
+				return nil, fmt.Errorf("look up stored %s of agency %s: %w", table, agency, err)
 			}
-			stored[schemas.ID(id)] = struct{}{}
-		}
-		err = res.Err()
-		res.Close()
-		if err != nil {
-			return nil, fmt.Errorf("look up stored %s of agency %s: %w", table, agency, err)
+			for res.Next() {
+				var id uuid.UUID
+				if err := res.Scan(&id); err != nil {
+					res.Close()
+					return nil, fmt.Errorf("scan stored %s id: %w", table, err)
+				}
+				stored[schemas.ID(id)] = struct{}{}
+			}
+			err = res.Err()
+			res.Close()
+			if err != nil {
+				return nil, fmt.Errorf("look up stored %s of agency %s: %w", table, agency, err)
+			}
 		}
 	}
 	if len(stored) == 0 {

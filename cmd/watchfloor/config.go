@@ -22,8 +22,11 @@ type config struct {
 	NATSURL      string
 	NATSCreds    string
 	NATSUser     string
-	NATSPassword string // never logged
-	NATSListen   string // embedded server address
+	NATSPassword string           // never logged
+	NATSListen   string           // embedded server address
+	NATSUsers    string           // users file for the embedded server ("" = no authorization)
+	NATSTLS      ingest.TLSConfig // client side: CA of the server, optional client certificate
+	ListenTLS    ingest.TLSConfig // embedded server: certificate, key, optional client CA
 	NATSMaxStore int64
 
 	Streams   ingest.StreamConfig
@@ -63,6 +66,13 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.StringVar(&cfg.NATSUser, "nats.user", "", "NATS user for --nats.url")
 	fs.StringVar(&cfg.NATSPassword, "nats.password", "", "NATS password (prefer WATCHFLOOR_NATS_PASSWORD; never logged)")
 	fs.StringVar(&cfg.NATSListen, "nats.listen", d.NATSListen, "address the embedded NATS server listens on, for sensors (host:port)")
+	fs.StringVar(&cfg.NATSUsers, "nats.users-file", "", "users file from 'watchfloor nats-user add': the embedded server then admits only those users, with their permissions")
+	fs.StringVar(&cfg.NATSTLS.CAFile, "nats.tls-ca", "", "PEM CA that signs the NATS server's certificate (turns TLS on for the pipeline's connection)")
+	fs.StringVar(&cfg.NATSTLS.CertFile, "nats.tls-cert", "", "PEM client certificate for NATS, when the server asks for one")
+	fs.StringVar(&cfg.NATSTLS.KeyFile, "nats.tls-key", "", "PEM key of --nats.tls-cert")
+	fs.StringVar(&cfg.ListenTLS.CertFile, "nats.listen-tls-cert", "", "PEM certificate of the embedded server: its listener then accepts TLS only")
+	fs.StringVar(&cfg.ListenTLS.KeyFile, "nats.listen-tls-key", "", "PEM key of --nats.listen-tls-cert")
+	fs.StringVar(&cfg.ListenTLS.CAFile, "nats.listen-tls-client-ca", "", "PEM CA: the embedded server then requires client certificates signed by it")
 	fs.Int64Var(&cfg.NATSMaxStore, "nats.max-store", d.NATSMaxStore, "bytes of disk the embedded JetStream server may use")
 	fs.IntVar(&cfg.Streams.Replicas, "nats.replicas", d.Streams.Replicas, "stream replicas: 1, or 3/5 on a JetStream cluster")
 	fs.Int64Var(&cfg.Streams.RawMaxBytes, "nats.raw-max-bytes", d.Streams.RawMaxBytes, "SOC_RAW size limit in bytes; when full, sensors are pushed back (they spool)")
@@ -73,9 +83,11 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.IntVar(&cfg.Pipeline.FetchBatch, "pipeline.fetch-batch", d.Pipeline.FetchBatch, "raw batches pulled per request")
 	fs.IntVar(&cfg.Pipeline.MaxAckPending, "pipeline.max-ack-pending", d.Pipeline.MaxAckPending, "raw batches in flight (delivered, not yet acked) per consumer: bounds memory")
 	fs.DurationVar(&cfg.Pipeline.AckWait, "pipeline.ack-wait", d.Pipeline.AckWait, "redeliver a batch not acked within this time")
+	fs.IntVar(&cfg.Pipeline.MaxDeliver, "pipeline.max-deliver", d.Pipeline.MaxDeliver, "a batch delivered more often than this without being settled becomes dead letters (or goes to soc.dlq.<agency>.<format>)")
 	fs.IntVar(&cfg.Pipeline.FlushRows, "pipeline.flush-rows", d.Pipeline.FlushRows, "rows that trigger a ClickHouse insert")
 	fs.IntVar(&cfg.Pipeline.Flushers, "pipeline.flushers", d.Pipeline.Flushers, "ClickHouse inserts in flight at once (1 to 16); more overlap the insert with filling the next")
 	fs.DurationVar(&cfg.Pipeline.FlushInterval, "pipeline.flush-interval", d.Pipeline.FlushInterval, "longest time rows wait before an insert")
+	fs.DurationVar(&cfg.Pipeline.RetryMax, "pipeline.retry-max", d.Pipeline.RetryMax, "ceiling of the back-off between failed ClickHouse writes")
 	fs.DurationVar(&cfg.Pipeline.DrainTimeout, "pipeline.drain-timeout", d.Pipeline.DrainTimeout, "time a shutdown may spend storing in-flight rows")
 	fs.StringVar(&cfg.RulesDir, "rules", d.RulesDir, "directory of Sigma rules (*.yml), loaded at start")
 	dnsFlags(fs, &cfg.DNS, d.DNS)
@@ -193,6 +205,25 @@ func (c *config) validate(withRun bool) error {
 			}
 			if c.DataDir == "" {
 				errs = append(errs, errors.New("data-dir must be set when --nats.url is empty (the embedded server stores there)"))
+			}
+		}
+		if err := c.NATSTLS.Validate("nats.tls"); err != nil {
+			errs = append(errs, err)
+		}
+		if err := c.ListenTLS.Validate("nats.listen_tls"); err != nil {
+			errs = append(errs, err)
+		}
+		if c.ListenTLS.Enabled() && (c.NATSURL != "" || c.ListenTLS.CertFile == "") {
+			errs = append(errs, errors.New("nats.listen-tls-* configure the embedded server: they need --nats.listen-tls-cert and no --nats.url"))
+		}
+		if c.NATSUsers != "" && c.NATSURL != "" {
+			errs = append(errs, errors.New("nats.users-file configures the embedded server; with --nats.url give the external server the block from 'watchfloor nats-user add' instead"))
+		}
+		if c.NATSUsers != "" {
+			if _, err := ingest.LoadUsers(c.NATSUsers); err != nil {
+				errs = append(errs, fmt.Errorf("nats.users-file: %w", err))
+			} else if _, err := os.Stat(c.NATSUsers); err != nil {
+				errs = append(errs, fmt.Errorf("nats.users-file: %w", err))
 			}
 		}
 		if c.NATSCreds != "" && c.NATSUser != "" {

@@ -9,6 +9,7 @@
 //	watchfloor ddl      print the schema DDL (single server or --cluster)
 //	watchfloor query    named queries and read-only SQL for analysts
 //	watchfloor tenant   per-agency analyst logins
+//	watchfloor nats-user per-agency sensor, pipeline and rule-writer NATS users
 //	watchfloor retention drop partitions past their retention
 //	watchfloor version  print the version
 package main
@@ -52,6 +53,7 @@ Usage:
   watchfloor ddl [flags]       print the schema DDL (--cluster NAME for Replicated/Distributed)
   watchfloor query NAME|SQL    named queries (top-domains, detections, event ID, ...) or read-only SQL
   watchfloor tenant add AGENCY create an agency's read-only analyst login (and service-analyst)
+  watchfloor nats-user add NAME create NATS credentials: an agency's sensors, the pipeline, rule writers
   watchfloor retention         drop partitions older than their table's retention
   watchfloor version           print the version
 
@@ -78,6 +80,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdQuery(ctx, args[1:], getenv, stdout, stderr)
 	case "tenant":
 		return cmdTenant(ctx, args[1:], getenv, stdout, stderr)
+	case "nats-user":
+		return cmdNATSUser(ctx, args[1:], getenv, stdout, stderr)
 	case "retention":
 		return cmdRetention(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
@@ -88,5 +92,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	fmt.Fprint(stderr, topUsage)
-	return usageError{fmt.Errorf("unknown command %q: want run, migrate, rules, ddl, query, tenant, retention or version", args[0])}
+	return usageError{fmt.Errorf("unknown command %q: want run, migrate, rules, ddl, query, tenant, nats-user, retention or version", args[0])}
 }

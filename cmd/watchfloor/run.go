@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -160,7 +163,26 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		host, portStr, _ := net.SplitHostPort(cfg.NATSListen)
 		var port int
 		fmt.Sscan(portStr, &port)
-		srv, err := ingest.StartEmbedded(ingest.EmbeddedConfig{DataDir: cfg.DataDir, Host: host, Port: port, MaxStore: cfg.NATSMaxStore}, log)
+		ec := ingest.EmbeddedConfig{DataDir: cfg.DataDir, Host: host, Port: port, MaxStore: cfg.NATSMaxStore}
+		if cfg.NATSUsers != "" {
+			users, err := ingest.LoadUsers(cfg.NATSUsers)
+			if err != nil {
+				return err
+			}
+			// This process connects as an internal user whose random
+			// password lives only in memory.
+			var r [24]byte
+			_, _ = crand.Read(r[:])
+			cfg.NATSUser, cfg.NATSPassword = "_watchfloor_internal", hex.EncodeToString(r[:])
+			ec.Users = append(users.ServerUsers(), &server.User{Username: cfg.NATSUser, Password: cfg.NATSPassword})
+			log.Info("embedded NATS authorization on", "users_file", cfg.NATSUsers, "users", len(users.Users))
+		}
+		if cfg.ListenTLS.Enabled() {
+			if ec.TLS, err = cfg.ListenTLS.ServerTLS(); err != nil {
+				return err
+			}
+		}
+		srv, err := ingest.StartEmbedded(ec, log)
 		if err != nil {
 			return err
 		}
@@ -281,6 +303,11 @@ func connectNATS(url string, cfg *config, log *slog.Logger) (*nats.Conn, error) 
 	if cfg.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
 	}
+	tlsOpts, err := cfg.NATSTLS.ClientOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, tlsOpts...)
 	if cfg.NATSUser != "" {
 		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
 	}

@@ -219,7 +219,12 @@ func runTail(ctx context.Context, e env, args []string) error {
 			closeAll(ctx, pubs)
 			return err
 		}
-		pub, err := sensor.NewPublisher(js, cfg, sensor.Source{Format: f}, log.With("path", path, "format", f.Name))
+		name, err := sensor.FileKey(path)
+		if err != nil {
+			closeAll(ctx, pubs)
+			return err
+		}
+		pub, err := sensor.NewPublisher(js, cfg, sensor.Source{Format: f, Name: "tail-" + name}, log.With("path", path, "format", f.Name))
 		if err != nil {
 			closeAll(ctx, pubs)
 			return err
@@ -290,7 +295,7 @@ func runSyslog(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer closeConn()
-	pub, err := sensor.NewPublisher(js, cfg, sensor.Source{Format: format}, log)
+	pub, err := sensor.NewPublisher(js, cfg, sensor.Source{Format: format, Name: "syslog"}, log)
 	if err != nil {
 		return err
 	}
@@ -400,7 +405,8 @@ func logStats(ctx context.Context, log *slog.Logger, t *tally, d time.Duration) 
 		case <-tick.C:
 			s := t.snapshot()
 			log.Info("stats", "records", s.Records, "batches", s.Batches, "retries", s.Retries,
-				"pending_batches", s.Pending, "oversize", s.Oversize, "failed", s.Failed)
+				"pending_batches", s.Pending, "oversize", s.Oversize, "failed", s.Failed,
+				"spooled", s.Spooled, "dropped", s.Dropped)
 		}
 	}
 }

@@ -44,6 +44,10 @@ type common struct {
 	traceSample                    float64
 	compress                       bool
 	logLevel                       string
+	spool                          sensor.SpoolConfig
+	tls                            ingest.TLSConfig
+	inboxPrefix                    string
+	spoolPolicy                    string
 
 	hasFormat bool
 	usage     string // command synopsis and description
@@ -73,6 +77,15 @@ func newCommon(cmd string, hasFormat bool, usage, examples string) *common {
 	fs.DurationVar(&c.drain, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, wait this long for outstanding acknowledgements")
 	fs.Float64Var(&c.traceSample, "trace-sample", 0, "share of batches sent with a sampled W3C traceparent header (0 to 1), so the pipeline traces them end to end")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	sd := sensor.DefaultSpoolConfig()
+	fs.StringVar(&c.spool.Dir, "spool-dir", "", "directory of the on-disk queue: every batch is written there until the stream acknowledges it, so an outage or a restart loses nothing (empty: no spool)")
+	fs.Int64Var(&c.spool.MaxBytes, "spool-max-bytes", sd.MaxBytes, "size limit of each source's spool in bytes")
+	fs.StringVar(&c.spoolPolicy, "spool-policy", string(sd.Policy), "when the spool is full: drop-oldest (logged and counted) or block (reading pauses)")
+	fs.StringVar(&c.inboxPrefix, "inbox-prefix", "_INBOX", "reply subject prefix for PubAcks; users made by 'watchfloor nats-user add' may only subscribe to _INBOX_sensor_<agency> (so a sensor cannot read other clients' replies)")
+	fs.StringVar(&c.tls.CAFile, "tls-ca", "", "PEM CA that signs the NATS server's certificate (turns TLS on)")
+	fs.StringVar(&c.tls.CertFile, "tls-cert", "", "PEM client certificate, when the server asks for one")
+	fs.StringVar(&c.tls.KeyFile, "tls-key", "", "PEM key of --tls-cert")
+	fs.BoolVar(&c.spool.Sync, "spool-sync", false, "fsync every spooled batch (survives power loss; slower)")
 	return c
 }
 
@@ -146,6 +159,8 @@ var configKeyFlags = []struct{ key, flag string }{
 	{"sensor.ack_timeout", "--timeout"},
 	{"sensor.agency", "--agency"},
 	{"sensor.id", "--sensor-id"},
+	{"sensor.spool_max_bytes", "--spool-max-bytes"},
+	{"sensor.spool_policy", "--spool-policy"},
 	{"sensor.trace_sample", "--trace-sample"},
 }
 
@@ -190,6 +205,9 @@ func (c *common) config(e env) (sensor.Config, *normalize.Format, error) {
 	if c.user == "" && c.password != "" {
 		return cfg, nil, usageError{errors.New("--password (or " + envPassword + ") needs --user")}
 	}
+	if err := c.tls.Validate("--tls"); err != nil {
+		return cfg, nil, usageError{err}
+	}
 	if c.creds != "" {
 		if _, err := os.Stat(c.creds); err != nil {
 			return cfg, nil, usageError{fmt.Errorf("--creds: %w", err)}
@@ -202,6 +220,8 @@ func (c *common) config(e env) (sensor.Config, *normalize.Format, error) {
 	cfg.MaxInFlight = c.maxInFlight
 	cfg.AckTimeout = c.timeout
 	cfg.Compress = c.compress
+	cfg.Spool = c.spool
+	cfg.Spool.Policy = sensor.SpoolPolicy(c.spoolPolicy)
 	cfg.TraceSample = c.traceSample
 	if err := cfg.Validate(); err != nil {
 		for _, kf := range configKeyFlags {
@@ -246,6 +266,9 @@ func (c *common) connect(log *slog.Logger) (jetstream.JetStream, func(), error) 
 	opts := []nats.Option{
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 		nats.Name("wfsensor " + c.sensorID),
+		// Replies (PubAcks) come to this inbox; with users from
+		// 'watchfloor nats-user add' it must be _INBOX_sensor_<agency>.
+		nats.CustomInboxPrefix(c.inboxPrefix),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
@@ -265,6 +288,11 @@ func (c *common) connect(log *slog.Logger) (jetstream.JetStream, func(), error) 
 	if c.creds != "" {
 		opts = append(opts, nats.UserCredentials(c.creds))
 	}
+	tlsOpts, err := c.tls.ClientOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts = append(opts, tlsOpts...)
 	if c.user != "" {
 		opts = append(opts, nats.UserInfo(c.user, c.password))
 	}
@@ -342,6 +370,12 @@ func summary(what string, st sensor.Stats, elapsed time.Duration) string {
 		what, st.Records, st.Batches, st.Duplicates, st.Retries, st.Oversize, float64(st.Bytes)/1e6, elapsed.Round(time.Millisecond), rate)
 	if st.Failed > 0 {
 		line += fmt.Sprintf(", %d records NOT sent", st.Failed)
+	}
+	if st.Spooled > 0 {
+		line += fmt.Sprintf(", %d records spooled for the next start", st.Spooled)
+	}
+	if st.Dropped > 0 {
+		line += fmt.Sprintf(", %d records DROPPED (spool full or torn)", st.Dropped)
 	}
 	return line
 }

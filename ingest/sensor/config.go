@@ -28,6 +28,7 @@ type Config struct {
 	RetryMin     time.Duration // sensor.retry_min: first back-off after a failed publish
 	RetryMax     time.Duration // sensor.retry_max: back-off cap
 	Compress     bool          // sensor.compress (--compress): zstd payloads (Content-Encoding: zstd)
+	Spool        SpoolConfig   // sensor.spool_*: on-disk queue; a zero Dir turns it off
 	TraceSample  float64       // sensor.trace_sample (--trace-sample): share of batches sent with a sampled W3C traceparent, 0 to 1
 }
 
@@ -41,6 +42,7 @@ func DefaultConfig() Config {
 		AckTimeout:   10 * time.Second,
 		RetryMin:     100 * time.Millisecond,
 		RetryMax:     5 * time.Second,
+		Spool:        DefaultSpoolConfig(),
 	}
 }
 
@@ -69,6 +71,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sensor.trace_sample must be between 0 and 1, got %g", c.TraceSample)
 	case c.RetryMax < c.RetryMin || c.RetryMax > 10*time.Minute:
 		return fmt.Errorf("sensor.retry_max must be between sensor.retry_min (%s) and 10m, got %s", c.RetryMin, c.RetryMax)
+	}
+	if err := c.Spool.Validate(); err != nil {
+		return err
+	}
+	if c.Spool.Dir != "" && c.Spool.MaxBytes < int64(c.BatchBytes)*2 {
+		return fmt.Errorf("sensor.spool_max_bytes must be at least twice sensor.batch_bytes (%d), got %d", c.BatchBytes, c.Spool.MaxBytes)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -64,6 +65,12 @@ type Source struct {
 	// ids and the stream's duplicate window drops the second copy. Batch
 	// boundaries must not depend on timing then, so Linger is ignored.
 	Positional bool
+	// Name names the source's spool directory (with the agency and
+	// format) when Config.Spool is on; it must be the same on every run of
+	// the same source. Empty means Key. With a spool and no Key, the key is
+	// made once and kept in the spool, and batch numbers continue across
+	// restarts, so ids of a restarted sensor never repeat earlier ones.
+	Name string
 }
 
 // Stats is a snapshot of a Publisher's counters.
@@ -75,7 +82,9 @@ type Stats struct {
 	Duplicates uint64 // acknowledged batches the stream already held (a resend or a re-run)
 	Retries    uint64 // publish attempts after the first
 	Oversize   uint64 // records truncated and listed in Wf-Oversize
-	Failed     uint64 // records given up on (permanent error, or Close ran out of time)
+	Failed     uint64 // records given up on (permanent error, or Close ran out of time without a spool)
+	Dropped    uint64 // records the full spool deleted (drop-oldest) or found torn
+	Spooled    uint64 // records on disk not yet acknowledged (sent on the next start)
 	Pending    int    // batches closed and not yet acknowledged
 }
 
@@ -85,14 +94,17 @@ func (s Stats) Add(o Stats) Stats {
 		Added: s.Added + o.Added, Records: s.Records + o.Records, Batches: s.Batches + o.Batches,
 		Bytes: s.Bytes + o.Bytes, Duplicates: s.Duplicates + o.Duplicates, Retries: s.Retries + o.Retries,
 		Oversize: s.Oversize + o.Oversize, Failed: s.Failed + o.Failed, Pending: s.Pending + o.Pending,
+		Dropped: s.Dropped + o.Dropped, Spooled: s.Spooled + o.Spooled,
 	}
 }
 
 // batch is one closed batch waiting for a slot or its PubAck.
 type batch struct {
-	msg     *nats.Msg
-	records int
-	span    trace.Span // nil unless the batch is traced
+	msg      *nats.Msg
+	records  int
+	spooled  bool       // the batch is in the spool as entry spoolSeq
+	spoolSeq uint64     // spool entry, when spooled
+	span     trace.Span // nil unless the batch is traced
 }
 
 // Publisher batches the lines of one source of one (agency, format) and
@@ -134,10 +146,13 @@ type Publisher struct {
 	closed        bool
 	fatal         error
 
+	spool  *spool // nil without Config.Spool
+	sendWG sync.WaitGroup
+
 	tracer trace.Tracer // nil: traceparent with fresh ids, no span recorded here
 
-	added, records, batches, bytes, dups, retries, over, failed atomic.Uint64
-	lastWarn                                                    atomic.Int64
+	added, records, batches, bytes, dups, retries, over, failed, dropped atomic.Uint64
+	lastWarn                                                             atomic.Int64
 }
 
 // NewPublisher returns a Publisher for src. js should be created with
@@ -189,8 +204,35 @@ func NewPublisher(js jetstream.JetStream, cfg Config, src Source, log *slog.Logg
 		}
 		p.enc = enc
 	}
+	if cfg.Spool.Dir != "" {
+		name := src.Name
+		if name == "" {
+			name = src.Key
+		}
+		if name == "" {
+			return nil, errors.New("new publisher: a spool needs a stable Source.Name or Source.Key")
+		}
+		if err := ValidateSensorID(name); err != nil {
+			return nil, fmt.Errorf("new publisher: source name: %w", err)
+		}
+		dir := filepath.Join(cfg.Spool.Dir, cfg.Agency+"."+src.Format.Name+"."+name)
+		sp, err := openSpool(cfg.Spool, dir, src.Key, p.log)
+		if err != nil {
+			return nil, fmt.Errorf("new publisher: %w", err)
+		}
+		p.spool, p.key = sp, sp.key
+		if n, _, _ := sp.stats(); n > 0 {
+			p.pending = n
+			p.idle = make(chan struct{})
+			p.log.Info("resending spooled batches", "spool", dir, "batches", n, "records", sp.records())
+		}
+		p.dropped.Add(uint64(sp.torn))
+	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.stop, p.halt = context.WithCancel(p.ctx)
+	if p.spool != nil {
+		p.sendWG.Go(p.sendLoop)
+	}
 	if cfg.Linger > 0 && !src.Positional {
 		p.lingWG.Go(p.lingerLoop)
 	}
@@ -302,6 +344,11 @@ func (p *Publisher) sealLocked() *batch {
 	p.seq++
 	if p.src.Positional {
 		n = uint64(p.firstOff)
+	} else if p.spool != nil {
+		var err error
+		if n, err = p.spool.nextBatchSeq(); err != nil && p.fatal == nil {
+			p.fatal = fmt.Errorf("%w: %w", errFatalPublish, err)
+		}
 	}
 	id := make([]byte, 0, len(p.cfg.SensorID)+len(p.key)+22)
 	id = append(append(append(id, p.cfg.SensorID...), ':'), p.key...)
@@ -338,6 +385,9 @@ func (p *Publisher) sealLocked() *batch {
 // a goroutine then waits for the PubAck and retries. If ctx ends before a
 // slot frees, b goes to the backlog that Flush sends.
 func (p *Publisher) submit(ctx context.Context, b *batch) error {
+	if p.spool != nil {
+		return p.spoolBatch(ctx, b)
+	}
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -349,6 +399,67 @@ func (p *Publisher) submit(ctx context.Context, b *batch) error {
 	f, err := p.js.PublishMsgAsync(b.msg)
 	p.wg.Go(func() { p.deliver(b, f, err) })
 	return nil
+}
+
+// spoolBatch writes b to the spool; sendLoop publishes it from there.
+func (p *Publisher) spoolBatch(ctx context.Context, b *batch) error {
+	_, dropped, err := p.spool.put(ctx, b.msg, b.records)
+	if err == nil {
+		// The batch now lives on disk and is sent from there (its
+		// traceparent header with it); this span covers batching only.
+		endBatchSpan(b, nil, nil)
+	}
+	if len(dropped) > 0 {
+		var recs int
+		for _, e := range dropped {
+			recs += e.records
+		}
+		p.dropped.Add(uint64(recs))
+		p.mu.Lock()
+		p.pending -= len(dropped)
+		if p.pending == 0 {
+			close(p.idle)
+		}
+		p.mu.Unlock()
+		p.warn("spool full: dropped the oldest batches", "spool", p.spool.dir, "batches", len(dropped), "records", recs,
+			"dropped_records_total", p.dropped.Load(), "limit_bytes", p.cfg.Spool.MaxBytes)
+	}
+	if err != nil {
+		p.mu.Lock()
+		p.backlog = append(p.backlog, b)
+		p.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// sendLoop publishes spooled entries oldest first, at most
+// sensor.max_in_flight at a time, until Close gives up or finishes.
+func (p *Publisher) sendLoop() {
+	for {
+		seq, m, records, err := p.spool.nextEntry(p.ctx)
+		if p.ctx.Err() != nil {
+			return
+		}
+		if err != nil { // torn entry, quarantined
+			p.dropped.Add(uint64(max(records, 0)))
+			p.mu.Lock()
+			p.pending--
+			if p.pending == 0 {
+				close(p.idle)
+			}
+			p.mu.Unlock()
+			continue
+		}
+		select {
+		case p.slots <- struct{}{}:
+		case <-p.ctx.Done():
+			return
+		}
+		b := &batch{msg: m, records: records, spooled: true, spoolSeq: seq}
+		f, err := p.js.PublishMsgAsync(b.msg)
+		p.wg.Go(func() { p.deliver(b, f, err) })
+	}
 }
 
 // deliver waits for b's PubAck and resends b until the stream acknowledges
@@ -412,6 +523,26 @@ func (p *Publisher) wait(f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
 // settle records the outcome of one batch.
 func (p *Publisher) settle(b *batch, ack *jetstream.PubAck, err error) {
 	endBatchSpan(b, ack, err)
+	if b.spooled {
+		kept := err != nil && !errors.Is(err, errFatalPublish) // Close gave up: resent on the next start
+		if kept {
+			p.mu.Lock()
+			p.pending--
+			if p.pending == 0 {
+				close(p.idle)
+			}
+			p.mu.Unlock()
+			return
+		}
+		if !p.spool.remove(b.spoolSeq) {
+			// Dropped to make room while in flight: already accounted.
+			if err == nil {
+				p.records.Add(uint64(b.records))
+				p.batches.Add(1)
+			}
+			return
+		}
+	}
 	if err == nil {
 		p.records.Add(uint64(b.records))
 		p.batches.Add(1)
@@ -515,6 +646,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	p.closed = true
 	p.mu.Unlock()
 	p.cancel()
+	p.sendWG.Wait()
 	p.wg.Wait()
 	p.mu.Lock()
 	var lost int
@@ -531,6 +663,11 @@ func (p *Publisher) Close(ctx context.Context) error {
 	if f := p.failed.Load(); f > 0 && err != nil && !errors.Is(err, errFatalPublish) {
 		err = fmt.Errorf("close publisher %s: %d records %w: %w", p.subject, f, errNotAcked, err)
 	}
+	if p.spool != nil && err != nil && !errors.Is(err, errFatalPublish) {
+		if n := p.spool.records(); n > 0 {
+			err = fmt.Errorf("close publisher %s: %d records %w, kept in spool %s and sent on the next start: %w", p.subject, n, errNotAcked, p.spool.dir, err)
+		}
+	}
 	return err
 }
 
@@ -539,10 +676,14 @@ func (p *Publisher) Stats() Stats {
 	p.mu.Lock()
 	pending := p.pending
 	p.mu.Unlock()
+	var spooled uint64
+	if p.spool != nil {
+		spooled = uint64(p.spool.records())
+	}
 	return Stats{
 		Added: p.added.Load(), Records: p.records.Load(), Batches: p.batches.Load(), Bytes: p.bytes.Load(),
 		Duplicates: p.dups.Load(), Retries: p.retries.Load(), Oversize: p.over.Load(), Failed: p.failed.Load(),
-		Pending: pending,
+		Dropped: p.dropped.Load(), Spooled: spooled, Pending: pending,
 	}
 }
 
