@@ -82,8 +82,8 @@ func checkSensorPermissions(t *testing.T, path string, opts *server.Options) {
 		if want := []string{"soc.raw." + agency + ".>"}; !slices.Equal(p.Publish.Allow, want) || len(p.Publish.Deny) > 0 {
 			t.Errorf("%s: sensor user %s may publish to %v, want exactly %v", path, u.Username, p.Publish.Allow, want)
 		}
-		if !slices.Equal(p.Subscribe.Allow, []string{"_INBOX.>"}) {
-			t.Errorf("%s: sensor user %s may subscribe to %v, want only _INBOX.> (PubAcks)", path, u.Username, p.Subscribe.Allow)
+		if want := []string{ingest.SensorInboxPrefix(agency) + ".>"}; !slices.Equal(p.Subscribe.Allow, want) {
+			t.Errorf("%s: sensor user %s may subscribe to %v, want only %v (its PubAcks)", path, u.Username, p.Subscribe.Allow, want)
 		}
 	}
 	if sensors < 2 {
@@ -119,16 +119,16 @@ func TestNATSPermissionsWork(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	connect := func(user, password string) (*nats.Conn, jetstream.JetStream, chan error) {
+	connect := func(user, password string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, chan error) {
 		t.Helper()
 		asyncErrs := make(chan error, 16)
-		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(user, password),
+		nc, err := nats.Connect(srv.ClientURL(), append(opts, nats.UserInfo(user, password),
 			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 				select {
 				case asyncErrs <- err:
 				default:
 				}
-			}))
+			}))...)
 		if err != nil {
 			t.Fatalf("connect as %s: %v", user, err)
 		}
@@ -151,7 +151,8 @@ func TestNATSPermissionsWork(t *testing.T) {
 		t.Fatalf("pipeline user: create consumer: %v", err)
 	}
 
-	snc, sjs, sensorErrs := connect("demo-sensor", "demo-sensor-password")
+	// As wfsensor does: PubAcks on the agency's own inbox prefix.
+	snc, sjs, sensorErrs := connect("demo-sensor", "demo-sensor-password", nats.CustomInboxPrefix(ingest.SensorInboxPrefix("demo")))
 	if _, err := sjs.Publish(ctx, ingest.RawSubject("demo", "zeek_dns"), []byte("{}\n")); err != nil {
 		t.Fatalf("demo sensor publishing its own batch: %v", err)
 	}

@@ -81,7 +81,7 @@ func newCommon(cmd string, hasFormat bool, usage, examples string) *common {
 	fs.StringVar(&c.spool.Dir, "spool-dir", "", "directory of the on-disk queue: every batch is written there until the stream acknowledges it, so an outage or a restart loses nothing (empty: no spool)")
 	fs.Int64Var(&c.spool.MaxBytes, "spool-max-bytes", sd.MaxBytes, "size limit of each source's spool in bytes")
 	fs.StringVar(&c.spoolPolicy, "spool-policy", string(sd.Policy), "when the spool is full: drop-oldest (logged and counted) or block (reading pauses)")
-	fs.StringVar(&c.inboxPrefix, "inbox-prefix", "_INBOX", "reply subject prefix for PubAcks; users made by 'watchfloor nats-user add' may only subscribe to _INBOX_sensor_<agency> (so a sensor cannot read other clients' replies)")
+	fs.StringVar(&c.inboxPrefix, "inbox-prefix", "", "reply subject prefix for PubAcks (default _INBOX_sensor_<agency>: sensor users may subscribe there only, so a sensor never reads other clients' replies, the pipeline's raw deliveries among them)")
 	fs.StringVar(&c.tls.CAFile, "tls-ca", "", "PEM CA that signs the NATS server's certificate (turns TLS on)")
 	fs.StringVar(&c.tls.CertFile, "tls-cert", "", "PEM client certificate, when the server asks for one")
 	fs.StringVar(&c.tls.KeyFile, "tls-key", "", "PEM key of --tls-cert")
@@ -268,7 +268,7 @@ func (c *common) connect(log *slog.Logger) (jetstream.JetStream, func(), error) 
 		nats.Name("wfsensor " + c.sensorID),
 		// Replies (PubAcks) come to this inbox; with users from
 		// 'watchfloor nats-user add' it must be _INBOX_sensor_<agency>.
-		nats.CustomInboxPrefix(c.inboxPrefix),
+		nats.CustomInboxPrefix(c.inbox()),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
@@ -378,4 +378,12 @@ func summary(what string, st sensor.Stats, elapsed time.Duration) string {
 		line += fmt.Sprintf(", %d records DROPPED (spool full or torn)", st.Dropped)
 	}
 	return line
+}
+
+// inbox is the reply prefix: the agency's own unless --inbox-prefix says.
+func (c *common) inbox() string {
+	if c.inboxPrefix != "" {
+		return c.inboxPrefix
+	}
+	return ingest.SensorInboxPrefix(c.agency)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/watchfloor/watchfloor/ingest"
 )
 
 // Role is what a NATS user of Watchfloor may do.
@@ -86,7 +88,9 @@ func Permissions(role Role, agency string) (*server.Permissions, error) {
 				Allow: []string{"soc.raw." + agency + ".>", "$JS.API.STREAM.INFO.SOC_RAW"},
 				Deny:  append([]string{}, rulesWrite...),
 			},
-			Subscribe: inbox,
+			// Its own replies only: _INBOX.> would show it the pipeline's
+			// pull deliveries, every agency's raw data.
+			Subscribe: &server.SubjectPermission{Allow: []string{ingest.SensorInboxPrefix(agency) + ".>"}},
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown role %q: want engineer, pipeline or sensor", role)

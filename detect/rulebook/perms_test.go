@@ -104,7 +104,7 @@ func TestPermissionsOnlyEngineerWritesRules(t *testing.T) {
 
 	// The sensor can do nothing with the bucket.
 	var senErrs asyncErrs
-	senJS := connect(t, url, nats.UserInfo("sensor-a", "sensor-pw"), nats.ErrorHandler(senErrs.handler))
+	senJS := connect(t, url, nats.UserInfo("sensor-a", "sensor-pw"), nats.ErrorHandler(senErrs.handler), nats.CustomInboxPrefix(ingest.SensorInboxPrefix("agency-a")))
 	short2, cancel2 := context.WithTimeout(ctx, time.Second)
 	defer cancel2()
 	if _, err := senJS.Publish(short2, "$KV.soc_rules.r1", ruleYAML("r1", "evil", "y")); err == nil {
