@@ -11,7 +11,7 @@ FUZZTIME=${FUZZTIME:-60s}
 JOBS=${JOBS:-2}
 pkgs=("${@:-./...}")
 mapfile -t targets < <(go list -f '{{.Dir}}' "${pkgs[@]}" | while read -r dir; do
-	grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed "s|^func |./$(realpath --relative-to=. "$dir") |"
+	grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed "s|^func |./$(realpath --relative-to=. "$dir") |"  || true
 done)
 echo "fuzz.sh: ${#targets[@]} targets, $FUZZTIME each, $JOBS at a time" >&2
 log=$(mktemp -d)
