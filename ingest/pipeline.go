@@ -283,6 +283,9 @@ type processed struct {
 	span        trace.Span // the batch span, ended once the message is settled
 	exceeded    bool       // delivered more than pipeline.max_deliver times: dead letters only
 	seq         uint64     // stream sequence, 0 if unknown
+	// Where this message's rows sit in its flush's Rows, so a flush the
+	// store refuses can be retried message by message.
+	evs, fis, dls [2]int
 }
 
 // seqRing remembers the stream sequences of the last settled messages, so
@@ -425,9 +428,11 @@ func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error
 				}
 			}
 			batch = append(batch, r)
+			r.evs[0], r.fis[0], r.dls[0] = len(rows.Events), len(rows.Findings), len(rows.DeadLetters)
 			rows.Events = append(rows.Events, r.events...)
 			rows.Findings = append(rows.Findings, r.findings...)
 			rows.DeadLetters = append(rows.DeadLetters, r.deadLetters...)
+			r.evs[1], r.fis[1], r.dls[1] = len(rows.Events), len(rows.Findings), len(rows.DeadLetters)
 			rows.Redelivered = rows.Redelivered || r.redelivered
 			// The rows now live in rows; only the message is still needed
 			// (for its ack), so let the per-message copies go to the GC.
@@ -475,6 +480,9 @@ func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Ro
 	if err := p.traceSettle(batch, SpanStore, func() error {
 		return p.retry(ctx, batch, "store rows", store)
 	}, flushAttrs...); err != nil {
+		if errors.Is(err, errRefused) {
+			return p.settleRefused(ctx, batch, rows, err)
+		}
 		return err
 	}
 	p.metrics.stored(ctx, rows, p.now().Sub(start))
@@ -503,6 +511,11 @@ func (p *Pipeline) retry(ctx context.Context, batch []*processed, what string, f
 			}
 			return nil
 		}
+		if sink.IsPermanent(err) {
+			// Retrying the same rows cannot succeed (bad data, schema
+			// mismatch): the caller splits them or dead-letters them.
+			return fmt.Errorf("%s: %w: %w", what, errRefused, err)
+		}
 		p.metrics.retried(ctx, what)
 		if attempt == 1 || attempt%10 == 0 {
 			p.log.Warn(what+" failed, retrying", "attempt", attempt, "backoff", backoff, "messages", len(batch), "err", err)
@@ -514,6 +527,63 @@ func (p *Pipeline) retry(ctx context.Context, batch []*processed, what string, f
 		}
 		backoff = min(backoff*2, p.cfg.RetryMax)
 	}
+}
+
+// errRefused marks a store error that retrying cannot fix (sink.IsPermanent
+// decides, in one place).
+var errRefused = errors.New("refused by the store")
+
+// settleRefused handles a flush the store refused for good. The flush is
+// stored again message by message, so one bad message does not hold back
+// the rest; a message whose own rows are refused has every record stored as
+// a dead letter with the store's reason, or, if even that is refused, its raw
+// batch goes to soc.dlq.<agency>.<format> (see settleExceeded). Its findings
+// were already published.
+func (p *Pipeline) settleRefused(ctx context.Context, batch []*processed, rows *sink.Rows, cause error) error {
+	p.log.Error("the store refused a flush; storing it message by message", "messages", len(batch), "err", cause)
+	for _, r := range batch {
+		one := sink.Rows{
+			Events:      rows.Events[r.evs[0]:r.evs[1]],
+			Findings:    rows.Findings[r.fis[0]:r.fis[1]],
+			DeadLetters: rows.DeadLetters[r.dls[0]:r.dls[1]],
+			Redelivered: true, // part of the flush may have landed
+		}
+		err := p.retry(ctx, []*processed{r}, "store rows of one message", func(ctx context.Context) error { return p.store.Write(ctx, &one) })
+		if err == nil {
+			p.metrics.stored(ctx, &one, 0)
+			p.release(r.msg)
+			if err := r.msg.Ack(); err != nil {
+				p.log.Warn("ack raw message", "subject", r.msg.Subject(), "err", err)
+			}
+			p.metrics.acked(ctx, 1)
+			continue
+		}
+		if !errors.Is(err, errRefused) {
+			return err // ctx ended: left for redelivery
+		}
+		reason := truncate("the store refused this batch's rows: "+err.Error(), 1024)
+		msgID := r.msg.Headers().Get(HeaderMsgID)
+		received := p.now().UTC()
+		if md, err := r.msg.Metadata(); err == nil {
+			received = md.Timestamp.UTC()
+		}
+		dls := append([]schemas.DeadLetter{}, one.DeadLetters...)
+		for i := range one.Events {
+			ev := &one.Events[i]
+			dls = append(dls, schemas.DeadLetter{
+				ID: ev.ID, Agency: ev.Agency, Sensor: ev.Sensor, Format: ev.Format,
+				Subject: r.msg.Subject(), MsgID: msgID,
+				// The record's position among the batch's events: the id,
+				// which is what dedupe uses, is exact.
+				Index: uint32(i), Reason: reason, Raw: ev.Raw, Received: received,
+			})
+		}
+		r.deadLetters = dls
+		if err := p.settleExceeded(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // settleExceeded stores the dead letters of a batch that exceeded

@@ -52,10 +52,11 @@ func startJetStream(t *testing.T) (*server.Server, jetstream.JetStream) {
 }
 
 type harness struct {
-	js   jetstream.JetStream
-	sink *sink.Sink
-	db   string
-	sent int
+	js    jetstream.JetStream
+	sink  *sink.Sink
+	store ingest.Store // the sink unless a test wraps it
+	db    string
+	sent  int
 }
 
 func newHarness(t *testing.T) *harness {
@@ -89,7 +90,11 @@ func (h *harness) run(t *testing.T) (stop func()) {
 	// Several inserts in flight, so the tests cover out-of-order acks.
 	cfg.Flushers = 3
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, err := ingest.NewPipeline(cfg, h.js, normalize.Builtin(), h.sink, rules, &ingest.JetStreamFindings{JS: h.js}, nil, log)
+	var store ingest.Store = h.sink
+	if h.store != nil {
+		store = h.store
+	}
+	p, err := ingest.NewPipeline(cfg, h.js, normalize.Builtin(), store, rules, &ingest.JetStreamFindings{JS: h.js}, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,5 +309,50 @@ func TestPipelineRedeliveryStoresOnce(t *testing.T) {
 	}
 	if got := h.count(t, "SELECT uniqExact(event_id) FROM $db.events"); got != uint64(h.sent) {
 		t.Errorf("distinct event ids = %d, want %d", got, h.sent)
+	}
+}
+
+// refusingStore is the real sink, except that it refuses for good (as
+// ClickHouse refuses a value it cannot convert) any write holding an event
+// whose raw record contains marker.
+type refusingStore struct {
+	*sink.Sink
+	marker string
+}
+
+func (r refusingStore) Write(ctx context.Context, rows *sink.Rows) error {
+	for i := range rows.Events {
+		if strings.Contains(rows.Events[i].Raw, r.marker) {
+			return sink.Permanent(fmt.Errorf("code: 53, message: Type mismatch in row of %s", rows.Events[i].Raw[:20]))
+		}
+	}
+	return r.Sink.Write(ctx, rows)
+}
+
+// TestPipelineRefusedFlushIsSplit: when the store refuses a flush for good,
+// the other messages of that flush are still stored, and the records of the
+// message it refuses become dead letters with the store's reason, instead
+// of the flush being retried forever.
+func TestPipelineRefusedFlushIsSplit(t *testing.T) {
+	h := newHarness(t)
+	h.store = refusingStore{Sink: h.sink, marker: "REFUSE-ME"}
+	lines := readLines(t, "../normalize/testdata/zeek/zat_json_dns.log")
+	poisoned := append([]string{}, lines[:20]...)
+	poisoned[7] = strings.Replace(poisoned[7], `"query":"`, `"query":"REFUSE-ME.`, 1)
+	// Published before the pipeline starts, so they share one flush.
+	h.publish(t, "agency-a", "zeek_dns", "s1:1", lines[:30], nil)
+	h.publish(t, "agency-a", "zeek_dns", "s1:2", poisoned, nil)
+	h.publish(t, "agency-b", "zeek_dns", "s2:1", lines[30:50], nil)
+	stop := h.run(t)
+	h.waitStored(t, 30*time.Second)
+	stop()
+	if got := h.count(t, "SELECT count() FROM $db.events"); got != 50 {
+		t.Errorf("events = %d, want the 50 of the two clean batches", got)
+	}
+	if got := h.count(t, "SELECT count() FROM $db.dead_letters WHERE msg_id = 's1:2' AND positionCaseInsensitive(reason, 'refused') > 0"); got != 20 {
+		t.Errorf("dead letters of the refused batch = %d, want all its 20 records, each with the store's reason", got)
+	}
+	if got := h.count(t, "SELECT count() FROM $db.dead_letters WHERE position(raw, 'REFUSE-ME') > 0"); got != 1 {
+		t.Errorf("dead letters keeping the refused record's bytes = %d, want 1", got)
 	}
 }
