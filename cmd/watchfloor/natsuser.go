@@ -20,8 +20,8 @@ password is printed once on stdout and stored nowhere.
 
 Roles:
   sensor    NAME is the agency; user sensor-NAME may publish to soc.raw.NAME.>
-            only and receive replies on _INBOX_sensor_NAME.> only (run
-            wfsensor with --inbox-prefix _INBOX_sensor_NAME)
+            only and receive replies on _INBOX_sensor_NAME.> only
+            (wfsensor's default inbox for --agency NAME)
   pipeline  the watchfloor run service: all subjects
   engineer  a detection engineer: the soc_rules KV bucket only (inbox
             prefix _INBOX_rules_NAME)
@@ -31,7 +31,7 @@ The embedded server of 'watchfloor run' loads the same file with
 
 Example:
   watchfloor nats-user add --users /etc/watchfloor/users.json doj
-  wfsensor tail --user sensor-doj --inbox-prefix _INBOX_sensor_doj --agency doj ...
+  wfsensor tail --user sensor-doj --agency doj ...
       (password in WFSENSOR_PASSWORD)
 `
 
