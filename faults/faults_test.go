@@ -16,7 +16,9 @@ import (
 // scale is the load of one test: records per second and seconds of load.
 func scale() (rate, seconds int, chOutage time.Duration) {
 	if long() {
-		return 5000, 120, 30 * time.Second
+		// WATCHFLOOR_FAULTS_RATE and WATCHFLOOR_FAULTS_SECONDS stretch it,
+		// e.g. 2000 and 600 for a 10-minute steady run.
+		return envInt("WATCHFLOOR_FAULTS_RATE", 5000), envInt("WATCHFLOOR_FAULTS_SECONDS", 120), 30 * time.Second
 	}
 	return 4000, 8, 10 * time.Second
 }
