@@ -118,7 +118,7 @@ func (d *auditDecoder) Record(rec []byte, ev *schemas.Event) error {
 			b.WriteString(auditArg(a))
 		}
 		cmd := b.String()
-		ev.AddObservable(observableCmdLine, "process.cmd_line", cmd)
+		ev.AddObservable(schemas.ObservableCmdLine, "process.cmd_line", cmd)
 		ev.AddUnmapped("process.cmd_line", cmd)
 		if d.last.id == id {
 			ev.ProcessName = d.last.exe

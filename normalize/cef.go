@@ -290,9 +290,9 @@ func (m *cefMapper) field(k, v string) {
 	case "dhost", "dstHostName":
 		ev.Dst.Hostname = v
 	case "smac", "srcMAC":
-		ev.AddObservable(observableMAC, "src_endpoint.mac", v)
+		ev.AddObservable(schemas.ObservableMAC, "src_endpoint.mac", v)
 	case "dmac", "dstMAC":
-		ev.AddObservable(observableMAC, "dst_endpoint.mac", v)
+		ev.AddObservable(schemas.ObservableMAC, "dst_endpoint.mac", v)
 	case "proto":
 		ev.Protocol = strings.ToLower(v)
 	case "suser", "usrName", "accountName":
@@ -316,13 +316,13 @@ func (m *cefMapper) field(k, v string) {
 	case "request", "url":
 		m.url = v
 	case "requestClientApplication", "userAgent":
-		ev.AddObservable(observableUserAgent, "http_request.user_agent", v)
+		ev.AddObservable(schemas.ObservableUserAgent, "http_request.user_agent", v)
 	case "fname", "fileName":
-		ev.AddObservable(observableFileName, "file.name", v)
+		ev.AddObservable(schemas.ObservableFileName, "file.name", v)
 	case "filePath":
-		ev.AddObservable(observableFilePath, "file.path", v)
+		ev.AddObservable(schemas.ObservableFilePath, "file.path", v)
 	case "fileHash", "oldFileHash", "md5", "sha1", "sha256":
-		ev.AddObservable(observableHash, "file.hashes", v)
+		ev.AddObservable(schemas.ObservableHash, "file.hashes", v)
 	case "externalId":
 		ev.Metadata.UID = v
 	case "sev":
@@ -377,7 +377,7 @@ func (m *cefMapper) finish(received time.Time) error {
 	ev.AddObservable(schemas.ObservableHostname, "src_endpoint.hostname", ev.Src.Hostname)
 	ev.AddObservable(schemas.ObservableHostname, "dst_endpoint.hostname", ev.Dst.Hostname)
 	ev.AddObservable(schemas.ObservableUserName, "user.name", ev.UserName)
-	ev.AddObservable(observableURL, "url", m.url)
+	ev.AddObservable(schemas.ObservableURL, "url", m.url)
 	return nil
 }
 
@@ -477,7 +477,7 @@ func vendorClass(vendor, product, sig string) (uint32, uint32) {
 	case v == "panda security":
 		switch {
 		case strings.HasPrefix(s, "registry"):
-			return classRegistryKey, 0
+			return schemas.ClassRegistryKey, 0
 		case strings.HasPrefix(s, "create"), strings.HasPrefix(s, "delete"), strings.HasPrefix(s, "rename"),
 			strings.HasPrefix(s, "modify"):
 			return schemas.ClassFileSystem, 0

@@ -413,7 +413,7 @@ func (squidDecoder) Record(rec []byte, ev *schemas.Event) error {
 		ev.UserName = f[7]
 	}
 	ev.AddObservable(schemas.ObservableIP, "src_endpoint.ip", ev.Src.IP)
-	ev.AddObservable(observableURL, "http_request.url", f[6])
+	ev.AddObservable(schemas.ObservableURL, "http_request.url", f[6])
 	ev.AddObservable(schemas.ObservableUserName, "user.name", ev.UserName)
 	return nil
 }

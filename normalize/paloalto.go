@@ -183,10 +183,10 @@ func (d *panDecoder) Record(rec []byte, ev *schemas.Event) error {
 		case "opaque", "cmd":
 			ev.Message = v
 		case "user_agent":
-			ev.AddObservable(observableUserAgent, "http_request.user_agent", v)
+			ev.AddObservable(schemas.ObservableUserAgent, "http_request.user_agent", v)
 		case "misc":
 			if typ == "THREAT" {
-				ev.AddObservable(observableURL, "url", v)
+				ev.AddObservable(schemas.ObservableURL, "url", v)
 			}
 		}
 	}

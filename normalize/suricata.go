@@ -179,9 +179,9 @@ func mapEVE(etype string, fields []flatField, ev *schemas.Event) error {
 		case "fileinfo":
 			switch name {
 			case "fileinfo.filename":
-				ev.AddObservable(observableFileName, "file.name", v)
+				ev.AddObservable(schemas.ObservableFileName, "file.name", v)
 			case "fileinfo.md5", "fileinfo.sha1", "fileinfo.sha256":
-				ev.AddObservable(observableHash, "file.hashes."+name[len("fileinfo."):], v)
+				ev.AddObservable(schemas.ObservableHash, "file.hashes."+name[len("fileinfo."):], v)
 			}
 		case "dns":
 			switch name {
@@ -256,9 +256,9 @@ func mapEVE(etype string, fields []flatField, ev *schemas.Event) error {
 		setClass(ev, schemas.ClassNetwork, 0)
 		ev.SeverityID = schemas.SeverityLow
 	case "ssh":
-		setClass(ev, classSSH, 6)
+		setClass(ev, schemas.ClassSSH, 6)
 	case "fileinfo":
-		setClass(ev, classNetworkFile, 0)
+		setClass(ev, schemas.ClassNetworkFile, 0)
 	case "http":
 		setClass(ev, schemas.ClassHTTP, httpActivity(method))
 	case "dns":
@@ -295,9 +295,9 @@ func mapEVE(etype string, fields []flatField, ev *schemas.Event) error {
 		ev.AddObservable(schemas.ObservableHostname, "http.hostname", host)
 	}
 	if host != "" && strings.HasPrefix(url, "/") {
-		ev.AddObservable(observableURL, "http_request.url", "http://"+host+url)
+		ev.AddObservable(schemas.ObservableURL, "http_request.url", "http://"+host+url)
 	}
-	ev.AddObservable(observableUserAgent, "http_request.user_agent", ua)
+	ev.AddObservable(schemas.ObservableUserAgent, "http_request.user_agent", ua)
 	ev.AddObservable(schemas.ObservableIP, "src_endpoint.ip", ev.Src.IP)
 	ev.AddObservable(schemas.ObservableIP, "dst_endpoint.ip", ev.Dst.IP)
 	return nil

@@ -155,7 +155,7 @@ func sudoBody(msg string, ev *schemas.Event) {
 			v = msg[strings.Index(msg, " ; COMMAND=")+len(" ; COMMAND="):]
 			rest = ""
 			ev.AddUnmapped("sudo.command", v)
-			ev.AddObservable(observableCmdLine, "process.cmd_line", v)
+			ev.AddObservable(schemas.ObservableCmdLine, "process.cmd_line", v)
 		default:
 			ev.AddUnmapped("sudo."+strings.ToLower(k), v)
 		}

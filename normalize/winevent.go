@@ -65,9 +65,7 @@ func WinEventJSON() Format {
 }
 
 const (
-	classModule        uint32 = 1005
-	classRegistryValue uint32 = 201002
-	maxWinNames               = 4096
+	maxWinNames = 4096
 )
 
 type winDecoder struct {
@@ -283,7 +281,7 @@ func mapWinClass(w *winRec, ev *schemas.Event) {
 		}
 		ev.UserName = user
 		ev.AddObservable(schemas.ObservableProcessName, "process.name", image)
-		ev.AddObservable(observableCmdLine, "process.cmd_line", get("CommandLine"))
+		ev.AddObservable(schemas.ObservableCmdLine, "process.cmd_line", get("CommandLine"))
 	}
 	switch {
 	case security:
@@ -308,7 +306,7 @@ func mapWinClass(w *winRec, ev *schemas.Event) {
 			process(2, get("ProcessName"), get("ProcessId"), get("SubjectUserName"))
 		case "4720", "4722", "4723", "4724", "4725", "4726", "4738":
 			act := map[string]uint32{"4720": 1, "4722": 2, "4723": 3, "4724": 4, "4725": 5, "4726": 6, "4738": 99}[w.eventID]
-			setClass(ev, classAccount, act)
+			setClass(ev, schemas.ClassAccount, act)
 			ev.UserName = get("TargetUserName")
 		case "5156":
 			setClass(ev, schemas.ClassNetwork, 1)
@@ -335,9 +333,9 @@ func mapWinClass(w *winRec, ev *schemas.Event) {
 			ev.ProcessName = get("Image")
 			ev.UserName = get("User")
 		case "7":
-			setClass(ev, classModule, 1)
+			setClass(ev, schemas.ClassModule, 1)
 			ev.ProcessName = get("Image")
-			ev.AddObservable(observableFilePath, "module.file.path", get("ImageLoaded"))
+			ev.AddObservable(schemas.ObservableFilePath, "module.file.path", get("ImageLoaded"))
 			winHashes(ev, get("Hashes"))
 		case "11", "23", "26":
 			act := uint32(1)
@@ -347,7 +345,7 @@ func mapWinClass(w *winRec, ev *schemas.Event) {
 			setClass(ev, schemas.ClassFileSystem, act)
 			ev.ProcessName = get("Image")
 			ev.UserName = get("User")
-			ev.AddObservable(observableFilePath, "file.path", get("TargetFilename"))
+			ev.AddObservable(schemas.ObservableFilePath, "file.path", get("TargetFilename"))
 		case "12", "14":
 			act := uint32(5) // 14: Rename
 			if w.eventID == "12" {
@@ -356,10 +354,10 @@ func mapWinClass(w *winRec, ev *schemas.Event) {
 					act = 4
 				}
 			}
-			setClass(ev, classRegistryKey, act)
+			setClass(ev, schemas.ClassRegistryKey, act)
 			ev.ProcessName = get("Image")
 		case "13":
-			setClass(ev, classRegistryValue, 2)
+			setClass(ev, schemas.ClassRegistryValue, 2)
 			ev.ProcessName = get("Image")
 		case "22":
 			setClass(ev, schemas.ClassDNS, 1)
@@ -420,7 +418,7 @@ func winHashes(ev *schemas.Event, h string) {
 		var kv string
 		kv, h, _ = strings.Cut(h, ",")
 		if _, v, ok := strings.Cut(kv, "="); ok && v != "" {
-			ev.AddObservable(observableHash, "file.hashes", v)
+			ev.AddObservable(schemas.ObservableHash, "file.hashes", v)
 		}
 	}
 }

@@ -9,13 +9,6 @@ import (
 	"github.com/watchfloor/watchfloor/schemas"
 )
 
-// OCSF classes used here that schemas does not name.
-const (
-	classNetworkFile uint32 = 4010 // Network File Activity
-	classSSH         uint32 = 4007 // SSH Activity
-	classAccount     uint32 = 3001 // Account Change
-	classRegistryKey uint32 = 201001
-)
 
 // Zeek returns the "zeek" format: any Zeek log, JSON lines or TSV with "#"
 // headers. TSV records take their log from the "#path" header; JSON records
@@ -309,9 +302,9 @@ func mapZeek(path string, fields []flatField, ev *schemas.Event) error {
 			case "rx_hosts":
 				dstAlt = v
 			case "md5", "sha1", "sha256":
-				ev.AddObservable(observableHash, "file.hashes."+name, v)
+				ev.AddObservable(schemas.ObservableHash, "file.hashes."+name, v)
 			case "filename":
-				ev.AddObservable(observableFileName, "file.name", v)
+				ev.AddObservable(schemas.ObservableFileName, "file.name", v)
 			}
 		case "notice":
 			switch name {
@@ -356,10 +349,10 @@ func mapZeek(path string, fields []flatField, ev *schemas.Event) error {
 	case "http":
 		setClass(ev, schemas.ClassHTTP, httpActivity(method))
 		if ev.Dst.Hostname != "" && strings.HasPrefix(uri, "/") {
-			ev.AddObservable(observableURL, "http_request.url", "http://"+ev.Dst.Hostname+uri)
+			ev.AddObservable(schemas.ObservableURL, "http_request.url", "http://"+ev.Dst.Hostname+uri)
 		}
 		if ua, ok := ev.UnmappedValue("user_agent"); ok {
-			ev.AddObservable(observableUserAgent, "http_request.user_agent", ua)
+			ev.AddObservable(schemas.ObservableUserAgent, "http_request.user_agent", ua)
 		}
 	case "files":
 		act := uint32(0)
@@ -369,7 +362,7 @@ func mapZeek(path string, fields []flatField, ev *schemas.Event) error {
 		case "false":
 			act = 2
 		}
-		setClass(ev, classNetworkFile, act)
+		setClass(ev, schemas.ClassNetworkFile, act)
 	case "notice":
 		setClass(ev, schemas.ClassDetectionFinding, 1)
 		ev.SeverityID = schemas.SeverityMedium
@@ -383,17 +376,6 @@ func mapZeek(path string, fields []flatField, ev *schemas.Event) error {
 	return nil
 }
 
-// OCSF observable type ids schemas does not name.
-const (
-	observableMAC       uint8 = 3
-	observableEmail     uint8 = 5
-	observableURL       uint8 = 6
-	observableFileName  uint8 = 7
-	observableHash      uint8 = 8
-	observableCmdLine   uint8 = 13
-	observableUserAgent uint8 = 16
-	observableFilePath  uint8 = 45
-)
 
 // setClass sets class, category and activity; category is class/1000.
 func setClass(ev *schemas.Event, class, activity uint32) {

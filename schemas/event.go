@@ -22,6 +22,12 @@ const (
 	ClassNetwork          uint32 = 4001
 	ClassHTTP             uint32 = 4002
 	ClassDNS              uint32 = 4003
+	ClassModule           uint32 = 1005 // Module Activity
+	ClassAccount          uint32 = 3001 // Account Change
+	ClassSSH              uint32 = 4007 // SSH Activity
+	ClassNetworkFile      uint32 = 4010 // Network File Activity
+	ClassRegistryKey      uint32 = 201001
+	ClassRegistryValue    uint32 = 201002
 )
 
 // OCSF severity_id values.
@@ -41,6 +47,14 @@ const (
 	ObservableIP          uint8 = 2
 	ObservableUserName    uint8 = 4
 	ObservableProcessName uint8 = 9
+	ObservableMAC         uint8 = 3
+	ObservableEmail       uint8 = 5
+	ObservableURL         uint8 = 6
+	ObservableFileName    uint8 = 7
+	ObservableHash        uint8 = 8
+	ObservableCmdLine     uint8 = 13
+	ObservableUserAgent   uint8 = 16
+	ObservableFilePath    uint8 = 45
 )
 
 // SchemaVersion is the OCSF version the events follow (metadata.version).
