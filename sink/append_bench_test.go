@@ -39,6 +39,7 @@ func BenchmarkAppendEvents(b *testing.B) {
 		e.AddUnmapped("AA", "F")
 		e.Raw = fmt.Sprintf(`{"query":"%s","padding":"%0400d"}`, e.DNS.QueryHostname, i)
 	}
+	sc := new(scratch)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -46,7 +47,7 @@ func BenchmarkAppendEvents(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := appendEvents(batch, evs); err != nil {
+		if err := appendEvents(batch, sc, evs); err != nil {
 			b.Fatal(err)
 		}
 		_ = batch.Abort()

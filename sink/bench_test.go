@@ -43,13 +43,23 @@ func dnsBatch(n int, seq int) []schemas.Event {
 // insert feeds). Figures: rows/s, and the on-disk bytes per row and
 // compression ratio ClickHouse reports for the events table.
 func BenchmarkWriteDNS(b *testing.B) {
-	b.Run("with-rollups", func(b *testing.B) { benchWriteDNS(b, false) })
+	b.Run("with-rollups", func(b *testing.B) { benchWriteDNS(b, false, nil) })
 	// Without the two views on events: what the rollups cost per insert.
-	b.Run("no-rollups", func(b *testing.B) { benchWriteDNS(b, true) })
+	b.Run("no-rollups", func(b *testing.B) { benchWriteDNS(b, true, nil) })
+	// The wire and concurrency settings, one at a time from the defaults.
+	for _, c := range []string{"lz4", "zstd", "none"} {
+		b.Run("compression-"+c, func(b *testing.B) { benchWriteDNS(b, false, func(c_ *sink.Config) { c_.Compression = c }) })
+	}
+	for _, n := range []int{1, 2, 3} {
+		b.Run(fmt.Sprintf("insert-conns-%d", n), func(b *testing.B) { benchWriteDNS(b, false, func(c *sink.Config) { c.InsertConns = n }) })
+	}
+	for _, n := range []int{4096, 8192, 16384, 50000} {
+		b.Run(fmt.Sprintf("block-rows-%d", n), func(b *testing.B) { benchWriteDNS(b, false, func(c *sink.Config) { c.BlockRows = n }) })
+	}
 }
 
-func benchWriteDNS(b *testing.B, dropViews bool) {
-	s := openSink(b)
+func benchWriteDNS(b *testing.B, dropViews bool, edit func(*sink.Config)) {
+	s := openSinkWith(b, edit)
 	ctx := context.Background()
 	if dropViews {
 		for _, v := range []string{"events_per_minute_mv", "dns_per_domain_hour_mv"} {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -38,6 +39,18 @@ type Config struct {
 	EventRetentionDays      int
 	DetectionRetentionDays  int
 	DeadLetterRetentionDays int
+	// Compression of the native protocol's data blocks: "lz4", "zstd" or
+	// "none" (cheapest on loopback, where compressing only burns CPU).
+	Compression string
+	// InsertConns is how many INSERTs one Write runs at once on separate
+	// connections, so client encoding and the server's insert work use
+	// several cores. A Write of fewer than 2×BlockRows rows is one INSERT.
+	InsertConns int
+	// BlockRows is the rows per native block inside one INSERT: the client
+	// sends a block and reuses its column buffers for the next (bounded
+	// memory); the server squashes the blocks of one INSERT into one part
+	// (up to min_insert_block_size_rows, about a million rows).
+	BlockRows int
 }
 
 // DefaultConfig is a local server on the native port.
@@ -51,6 +64,9 @@ func DefaultConfig() Config {
 		EventRetentionDays:      365,
 		DetectionRetentionDays:  3 * 365,
 		DeadLetterRetentionDays: 90,
+		Compression:             "lz4",
+		InsertConns:             2,
+		BlockRows:               8192,
 	}
 }
 
@@ -79,7 +95,22 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s must be between 0 (keep forever) and 36500, got %d", key, d)
 		}
 	}
+	if _, ok := compressionMethods[c.Compression]; !ok {
+		return fmt.Errorf("clickhouse.compression must be lz4, zstd or none, got %q", c.Compression)
+	}
+	if c.InsertConns < 1 || c.InsertConns > 8 {
+		return fmt.Errorf("clickhouse.insert_conns must be between 1 and 8, got %d", c.InsertConns)
+	}
+	if c.BlockRows < 1000 || c.BlockRows > 1000000 {
+		return fmt.Errorf("clickhouse.block_rows must be between 1000 and 1000000, got %d", c.BlockRows)
+	}
 	return nil
+}
+
+var compressionMethods = map[string]clickhouse.CompressionMethod{
+	"lz4":  clickhouse.CompressionLZ4,
+	"zstd": clickhouse.CompressionZSTD,
+	"none": clickhouse.CompressionNone,
 }
 
 func validIdent(s string) bool {
@@ -103,6 +134,10 @@ type Sink struct {
 	log      *slog.Logger
 
 	insertEvents, insertFindings, insertDeadLetters string
+
+	// scratch holds column buffers reused across inserts (*scratch), one
+	// per insert in flight.
+	scratch sync.Pool
 }
 
 // Open connects and reads the server version. It does not change the schema:
@@ -114,16 +149,18 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr: cfg.Addr,
 		// No login database: an agency analyst on 18.16 may use only its own.
-		Auth:         clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
-		DialTimeout:  cfg.DialTimeout,
-		MaxOpenConns: 8,
-		MaxIdleConns: 4,
-		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		Auth:        clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
+		DialTimeout: cfg.DialTimeout,
+		// Every concurrent INSERT of a Write, plus queries beside them.
+		MaxOpenConns: max(8, 2*cfg.InsertConns),
+		MaxIdleConns: max(4, cfg.InsertConns+1),
+		Compression:  &clickhouse.Compression{Method: compressionMethods[cfg.Compression]},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %s: %w", strings.Join(cfg.Addr, ","), err)
 	}
 	s := &Sink{conn: conn, cfg: cfg, log: log}
+	s.scratch.New = func() any { return new(scratch) }
 	if err := s.readVersion(ctx); err != nil {
 		conn.Close()
 		return nil, err
@@ -185,10 +222,21 @@ func (r *Rows) Reset() {
 }
 
 // Write stores rows. When it returns nil every row is durably in ClickHouse.
-// On error the rows are unchanged and may be written again; IsPermanent
-// tells whether retrying can help (the sink's own rows are typed, so in
-// practice its errors are retryable: server down, timeouts, too many parts).
-func (s *Sink) Write(ctx context.Context, rows *Rows) error {
+// On error part of the rows may have landed (one of the concurrent INSERTs,
+// events before dead letters, a lost reply), so Write sets rows.Redelivered
+// and leaves the rows otherwise unchanged: writing them again skips the ids
+// already stored. IsPermanent tells whether retrying can help (the sink's own
+// rows are typed, so in practice its errors are retryable: server down,
+// timeouts, too many parts).
+//
+// Events are split into up to InsertConns contiguous slices inserted at once
+// on separate connections; each INSERT sends blocks of BlockRows rows.
+func (s *Sink) Write(ctx context.Context, rows *Rows) (err error) {
+	defer func() {
+		if err != nil {
+			rows.Redelivered = true
+		}
+	}()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
 	defer cancel()
 	events, findings, dls := rows.Events, rows.Findings, rows.DeadLetters
@@ -199,32 +247,75 @@ func (s *Sink) Write(ctx context.Context, rows *Rows) error {
 		}
 	}
 	if len(events) > 0 {
-		if err := s.send(ctx, s.insertEvents, func(b driver.Batch) error { return appendEvents(b, events) }); err != nil {
-			return fmt.Errorf("insert %d events: %w", len(events), err)
+		if err := s.writeEvents(ctx, events); err != nil {
+			return err
 		}
 	}
 	if len(findings) > 0 {
-		if err := s.send(ctx, s.insertFindings, func(b driver.Batch) error { return appendFindings(b, findings) }); err != nil {
+		if err := s.send(ctx, s.insertFindings, len(findings), func(b driver.Batch, sc *scratch, lo, hi int) error { return appendFindings(b, sc, findings[lo:hi]) }); err != nil {
 			return fmt.Errorf("insert %d detections: %w", len(findings), err)
 		}
 	}
 	if len(dls) > 0 {
-		if err := s.send(ctx, s.insertDeadLetters, func(b driver.Batch) error { return appendDeadLetters(b, dls) }); err != nil {
+		if err := s.send(ctx, s.insertDeadLetters, len(dls), func(b driver.Batch, sc *scratch, lo, hi int) error { return appendDeadLetters(b, sc, dls[lo:hi]) }); err != nil {
 			return fmt.Errorf("insert %d dead letters: %w", len(dls), err)
 		}
 	}
 	return nil
 }
 
-func (s *Sink) send(ctx context.Context, query string, fill func(driver.Batch) error) error {
+// writeEvents inserts events as up to InsertConns concurrent INSERTs and
+// waits for all of them, so nothing of this Write is still in flight when it
+// returns.
+func (s *Sink) writeEvents(ctx context.Context, evs []schemas.Event) error {
+	n := min(s.cfg.InsertConns, len(evs)/s.cfg.BlockRows)
+	if n <= 1 {
+		if err := s.send(ctx, s.insertEvents, len(evs), func(b driver.Batch, sc *scratch, lo, hi int) error { return appendEvents(b, sc, evs[lo:hi]) }); err != nil {
+			return fmt.Errorf("insert %d events: %w", len(evs), err)
+		}
+		return nil
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		part := evs[i*len(evs)/n : (i+1)*len(evs)/n]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.send(ctx, s.insertEvents, len(part), func(b driver.Batch, sc *scratch, lo, hi int) error { return appendEvents(b, sc, part[lo:hi]) }); err != nil {
+				errs[i] = fmt.Errorf("insert %d of %d events (INSERT %d of %d): %w", len(part), len(evs), i+1, n, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// send runs one INSERT of n rows: fill appends rows [lo, hi) to the batch's
+// columns, and every BlockRows rows the block is sent (Flush) and its column
+// buffers are reused for the next.
+func (s *Sink) send(ctx context.Context, query string, n int, fill func(b driver.Batch, sc *scratch, lo, hi int) error) error {
+	sc := s.scratch.Get().(*scratch)
+	defer func() {
+		sc.release()
+		s.scratch.Put(sc)
+	}()
 	b, err := s.conn.PrepareBatch(ctx, query)
 	if err != nil {
 		return fmt.Errorf("prepare batch: %w", err)
 	}
 	defer b.Close()
-	if err := fill(b); err != nil {
-		_ = b.Abort()
-		return err
+	for lo := 0; lo < n; lo += s.cfg.BlockRows {
+		hi := min(lo+s.cfg.BlockRows, n)
+		if err := fill(b, sc, lo, hi); err != nil {
+			_ = b.Abort()
+			return err
+		}
+		if hi < n {
+			if err := b.Flush(); err != nil {
+				return fmt.Errorf("send block of rows %d-%d: %w", lo, hi, err)
+			}
+		}
 	}
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("send batch: %w", err)

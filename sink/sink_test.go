@@ -14,12 +14,19 @@ import (
 	"github.com/watchfloor/watchfloor/sink"
 )
 
-func openSink(t testing.TB) *sink.Sink {
+func openSink(t testing.TB) *sink.Sink { t.Helper(); return openSinkWith(t, nil) }
+
+// openSinkWith opens a sink on a fresh migrated database; edit, if not nil,
+// changes the default config first.
+func openSinkWith(t testing.TB, edit func(*sink.Config)) *sink.Sink {
 	t.Helper()
 	addr, db := chtest.Database(t)
 	cfg := sink.DefaultConfig()
 	cfg.Addr = []string{addr}
 	cfg.Database = db
+	if edit != nil {
+		edit(&cfg)
+	}
 	ctx := context.Background()
 	s, err := sink.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
