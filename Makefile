@@ -20,7 +20,7 @@ METRICS_LISTEN ?= 127.0.0.1:19464
 
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build run stop test vet unit clickhouse clickhouse-test fuzz bench bench-e2e clean help deps faults
+.PHONY: all build run stop test vet unit clickhouse clickhouse-test fuzz bench bench-e2e bench-sink clean help deps faults
 
 all: build
 
@@ -87,6 +87,17 @@ bench-e2e: build clickhouse
 	$(BIN)/wfbench --watchfloor $(BIN)/watchfloor --clickhouse 127.0.0.1:$(CH_RUN_TCP) \
 	  --clickhouse-pid-file $(CH_RUN_DIR)/pid --duration $(E2E_DURATION) --rate $(E2E_RATE) \
 	  --rules $(E2E_RULES) --data-dir $(DATA)/wfbench
+
+# The sink alone: DNS events through sink.Sink.Write into the local ClickHouse
+# (rollup views on), reporting rows/s, CPU per row of client and server, peak
+# RSS, parts per partition over time and the compression of events.
+#   make bench-sink SINK_DURATION=60s SINK_ARGS="--batch-rows 50000 --compression lz4"
+SINK_DURATION ?= 30s
+SINK_ARGS     ?= --batch-rows 200000 --compression none
+bench-sink: clickhouse
+	$(GO) build -o $(BIN)/ ./bench/cmd/wfbench
+	$(BIN)/wfbench sink --clickhouse 127.0.0.1:$(CH_RUN_TCP) --clickhouse-pid-file $(CH_RUN_DIR)/pid \
+	  --duration $(SINK_DURATION) $(SINK_ARGS)
 
 clean: stop
 	rm -rf $(BIN) $(DATA)

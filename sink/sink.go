@@ -151,9 +151,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 		// No login database: an agency analyst on 18.16 may use only its own.
 		Auth:        clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
 		DialTimeout: cfg.DialTimeout,
-		// Every concurrent INSERT of a Write, plus queries beside them.
-		MaxOpenConns: max(8, 2*cfg.InsertConns),
-		MaxIdleConns: max(4, cfg.InsertConns+1),
+		// Every INSERT of up to 16 concurrent Writes (pipeline.flushers'
+		// limit), plus queries beside them: a Write never waits for a
+		// connection another Write holds.
+		MaxOpenConns: 16*cfg.InsertConns + 4,
+		MaxIdleConns: 2*cfg.InsertConns + 2,
 		Compression:  &clickhouse.Compression{Method: compressionMethods[cfg.Compression]},
 	})
 	if err != nil {
