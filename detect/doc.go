@@ -32,7 +32,8 @@
 //     evaluate: each rule's condition is reduced at compile time to an AND
 //     of up to eight clauses, each an OR of (field, literal) atoms that must
 //     occur (ASCII case-folded) for the rule to match; every field's atoms
-//     across all rules of the group form one Aho-Corasick automaton, so each
+//     across all rules of the group form one multi-literal scanner
+//     (gramscan.go: hashed four-byte anchors, filter then verify), so each
 //     field value is scanned once for all rules, and only rules whose every
 //     clause was hit are evaluated in full. NOT, null, exists, numbers,
 //     fieldref and literal-free regexps give no atoms; a rule with none is

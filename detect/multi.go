@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"math/bits"
 	"unicode"
 	"unicode/utf8"
 )
@@ -175,20 +176,22 @@ func mergeContainsASCII(ms []stringMatcher) []stringMatcher {
 
 // multiAffix matches "ends with (or starts with) any of these literals",
 // case-insensitively, with one walk of a trie over ASCII-folded bytes from
-// the anchored end of the input.
+// the anchored end of the input. The trie's edges live in one
+// open-addressed table keyed by (node, byte): the walk is on the hot path of
+// hundreds of SigmaHQ rules (Image|endswith lists), and a Go map per node
+// cost more than the rest of their evaluation.
 type multiAffix struct {
 	suffix bool
-	nodes  []affixNode
+	accept []bool // node → a literal ends here
+	keys   []uint32
+	next   []int32 // 0 = empty slot (the root is never a target)
+	mask   uint32
 	slow   []stringMatcher
 }
 
-type affixNode struct {
-	accept bool
-	next   map[byte]int32
-}
-
 func newMultiAffix(lits []string, suffix bool) *multiAffix {
-	m := &multiAffix{suffix: suffix, nodes: []affixNode{{}}}
+	m := &multiAffix{suffix: suffix, accept: []bool{false}}
+	edges := map[uint32]int32{}
 	for _, l := range lits {
 		if suffix {
 			m.slow = append(m.slow, suffixMatcher{lit: l, fold: true})
@@ -201,21 +204,36 @@ func newMultiAffix(lits []string, suffix bool) *multiAffix {
 			if suffix {
 				b = l[len(l)-1-i]
 			}
-			b = lowerASCII(b)
-			nx, ok := m.nodes[st].next[b]
+			k := uint32(st)<<8 | uint32(lowerASCII(b))
+			nx, ok := edges[k]
 			if !ok {
-				if m.nodes[st].next == nil {
-					m.nodes[st].next = map[byte]int32{}
-				}
-				nx = int32(len(m.nodes))
-				m.nodes[st].next[b] = nx
-				m.nodes = append(m.nodes, affixNode{})
+				nx = int32(len(m.accept))
+				edges[k] = nx
+				m.accept = append(m.accept, false)
 			}
 			st = nx
 		}
-		m.nodes[st].accept = true
+		m.accept[st] = true
+	}
+	size := 1 << bits.Len(uint(2*len(edges)))
+	m.keys, m.next, m.mask = make([]uint32, size), make([]int32, size), uint32(size-1)
+	for k, nx := range edges {
+		j := (k * gramHashMul) >> 8 & m.mask
+		for m.next[j] != 0 {
+			j = (j + 1) & m.mask
+		}
+		m.keys[j], m.next[j] = k, nx
 	}
 	return m
+}
+
+func (m *multiAffix) step(st int32, b byte) int32 {
+	k := uint32(st)<<8 | uint32(b)
+	for j := (k * gramHashMul) >> 8 & m.mask; ; j = (j + 1) & m.mask {
+		if nx := m.next[j]; nx == 0 || m.keys[j] == k {
+			return nx
+		}
+	}
 }
 
 func (m *multiAffix) matchString(s string) bool {
@@ -228,11 +246,10 @@ func (m *multiAffix) matchString(s string) bool {
 		if b >= utf8.RuneSelf {
 			return m.matchSlow(s)
 		}
-		nx, ok := m.nodes[st].next[lowerASCII(b)]
-		if !ok {
+		if st = m.step(st, lowerASCII(b)); st == 0 {
 			return false
 		}
-		if st = nx; m.nodes[st].accept {
+		if m.accept[st] {
 			return true
 		}
 	}

@@ -365,6 +365,23 @@ func (rs *RuleSet) buildDispatch() {
 		return
 	}
 	rs.dispatchKey, rs.byDispatch = best, map[string][]int32{}
+	// A group found through the dispatch key's value has that key's
+	// condition met by its selectors in the common case: test it last, so
+	// that a selector fails on its distinctive key (EventID) first.
+	for gi := range rs.groups {
+		for i := range rs.groups[gi].sels {
+			u := rs.groups[gi].sels[i].unmapped
+			slices.SortStableFunc(u, func(a, b unmappedSel) int {
+				switch {
+				case a.key == best && b.key != best:
+					return 1
+				case b.key == best && a.key != best:
+					return -1
+				}
+				return 0
+			})
+		}
+	}
 	for gi := range rs.groups {
 		g := &rs.groups[gi]
 		if !slices.Contains(g.requiredKeys(), best) {

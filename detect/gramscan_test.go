@@ -1,0 +1,137 @@
+package detect
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// naiveGrams is the oracle: the literals that occur in the folded value.
+func naiveGrams(lits []string, v string) []int32 {
+	buf, nonASCII := foldValue(nil, v)
+	folded := string(buf[:len(buf)-gramPad])
+	var out []int32
+	for i, l := range lits {
+		if l == nonASCIIAtom {
+			if nonASCII {
+				out = append(out, int32(i))
+			}
+			continue
+		}
+		if strings.Contains(folded, l) {
+			out = append(out, int32(i))
+		}
+	}
+	return out
+}
+
+func gramHits(g *gramIndex, lits []string, v string) []int32 {
+	buf, nonASCII := foldValue(nil, v)
+	hits := g.scan(buf, nil)
+	for i, l := range lits {
+		if l == nonASCIIAtom && nonASCII {
+			hits = append(hits, int32(i))
+		}
+	}
+	slices.Sort(hits)
+	return slices.Compact(hits)
+}
+
+func TestGramIndex(t *testing.T) {
+	lits := []string{"-", "/c", " -e", "cmd.", "\\cmd.exe", "powershe", "-enc", "ll.exe", "aaaa", "aaab", "q", "\x80", "\x00\x01"}
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{"C:\\Windows\\System32\\CMD.EXE /C whoami", []string{"/c", "cmd.", "\\cmd.exe"}},
+		{"POWERSHELL.EXE -Enc AAAAB", []string{"-", " -e", "powershe", "-enc", "ll.exe", "aaaa", "aaab"}},
+		{"aaa", nil},                   // shorter than every long literal
+		{"-", []string{"-"}},           // a one-byte value
+		{"/", nil},                     // a prefix of a two-byte literal
+		{"\\cmd.ex", []string{"cmd."}}, // truncated long literal at the end
+		{"Kelvin \u212Aey q", []string{"q", "\x80"}},
+		{"\u017Fomething /\u212A", []string{"\x80"}}, // long s and Kelvin fold, but stay non-ASCII
+		{"nul \x00\x01 end", []string{"\x00\x01"}},
+		{"é/c", []string{"/c", "\x80"}},
+	}
+	g := newGramIndex(lits)
+	for _, tt := range tests {
+		var want []int32
+		for _, w := range tt.want {
+			want = append(want, int32(slices.Index(lits, w)))
+		}
+		slices.Sort(want)
+		if got := gramHits(g, lits, tt.in); !slices.Equal(got, want) {
+			t.Errorf("scan(%q) = %v, want %v", tt.in, names(lits, got), tt.want)
+		}
+		if got := naiveGrams(lits, tt.in); !slices.Equal(got, want) {
+			t.Errorf("oracle(%q) = %v, want %v (the table is wrong)", tt.in, names(lits, got), tt.want)
+		}
+	}
+}
+
+func names(lits []string, ids []int32) []string {
+	var out []string
+	for _, i := range ids {
+		out = append(out, lits[i])
+	}
+	return out
+}
+
+// TestGramIndexRandom compares the scanner with the oracle on random
+// literal sets over a small alphabet, so that literals overlap, share
+// anchors and occur at every offset, including the value's ends.
+func TestGramIndexRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const alpha = "abcAB -\\.é"
+	word := func(n int) string {
+		var b strings.Builder
+		for range n {
+			b.WriteString(string([]rune(alpha)[r.IntN(len([]rune(alpha)))]))
+		}
+		return b.String()
+	}
+	for round := range 300 {
+		var lits []string
+		seen := map[string]bool{}
+		for range 1 + r.IntN(60) {
+			l := strings.ToLower(word(1 + r.IntN(maxAtom)))
+			if !isASCII(l) {
+				l = nonASCIIAtom
+			}
+			if !seen[l] {
+				seen[l] = true
+				lits = append(lits, l)
+			}
+		}
+		g := newGramIndex(lits)
+		for range 20 {
+			v := word(r.IntN(40))
+			if got, want := gramHits(g, lits, v), naiveGrams(lits, v); !slices.Equal(got, want) {
+				t.Fatalf("round %d: scan(%q) over %q = %v, want %v", round, v, lits, names(lits, got), names(lits, want))
+			}
+		}
+	}
+}
+
+func FuzzGramIndex(f *testing.F) {
+	f.Add("cmd.,-enc,/c,x", "C:\\Windows\\CMD.exe /c -ENC")
+	f.Add("aaaa,aa,a", "aaaaaaaa")
+	f.Fuzz(func(t *testing.T, litList, v string) {
+		var lits []string
+		seen := map[string]bool{}
+		for _, l := range strings.Split(strings.ToLower(litList), ",") {
+			if l == "" || len(l) > maxAtom || !isASCII(l) || seen[l] {
+				continue
+			}
+			seen[l] = true
+			lits = append(lits, l)
+		}
+		g := newGramIndex(lits)
+		if got, want := gramHits(g, lits, v), naiveGrams(lits, v); !slices.Equal(got, want) {
+			t.Fatalf("scan(%q) over %q = %v, want %v", v, lits, names(lits, got), names(lits, want))
+		}
+	})
+}
