@@ -3,6 +3,7 @@ package detect
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -186,9 +187,21 @@ func anchorOffset(l string) int {
 // foldValue appends the folded form of v to buf[:0] with its padding and
 // reports whether v holds a non-ASCII rune.
 func foldValue(buf []byte, v string) ([]byte, bool) {
-	buf = buf[:0]
+	buf = slices.Grow(buf[:0], len(v)+gramPad)
 	nonASCII := false
-	for i := 0; i < len(v); {
+	i := 0
+	// Eight ASCII bytes at a time: a byte b in 'A'..'Z' is the one for which
+	// b+(0x80-'A') has its top bit set and b+(0x80-'Z'-1) has not; no sum
+	// carries into the next byte as every byte is below 0x80.
+	for ; i+8 <= len(v); i += 8 {
+		x := binary.LittleEndian.Uint64([]byte(v[i : i+8]))
+		if x&0x8080808080808080 != 0 {
+			break
+		}
+		upper := ((x + 0x3F3F3F3F3F3F3F3F) ^ (x + 0x2525252525252525)) & 0x8080808080808080
+		buf = binary.LittleEndian.AppendUint64(buf, x|upper>>2)
+	}
+	for i < len(v) {
 		b := v[i]
 		if b < utf8.RuneSelf {
 			buf = append(buf, lowerASCII(b))
@@ -234,6 +247,17 @@ func (g *gramIndex) scan(buf []byte, hits []int32) []int32 {
 		}
 	}
 	four, shift := g.four, g.shift
+	if len(g.tab2.keys) == 1 && g.tab2.slots[0].end == 0 {
+		// No two- or three-byte literals (the common case once weak clauses
+		// are dropped): the loop tests one bitmap.
+		for i := 0; i < n; i++ {
+			w := binary.LittleEndian.Uint64(buf[i : i+8])
+			if h := (uint32(w) * gramHashMul) >> shift; four[h>>6]&(1<<(h&63)) != 0 {
+				hits = g.verify4(buf, i, w, hits)
+			}
+		}
+		return hits
+	}
 	for i := 0; i < n; i++ {
 		w := binary.LittleEndian.Uint64(buf[i : i+8])
 		if k := uint32(w) & 0xFFFF; g.two[k>>6]&(1<<(k&63)) != 0 {
@@ -245,13 +269,20 @@ func (g *gramIndex) scan(buf []byte, hits []int32) []int32 {
 			}
 		}
 		if h := (uint32(w) * gramHashMul) >> shift; four[h>>6]&(1<<(h&63)) != 0 {
-			s := g.tab4.get(uint32(w))
-			for _, e := range g.entries[s.start:s.end] {
-				start := i - int(e.off)
-				if start >= 0 && binary.LittleEndian.Uint64(buf[start:start+8])&e.mask == e.lit {
-					hits = append(hits, e.pat)
-				}
-			}
+			hits = g.verify4(buf, i, w, hits)
+		}
+	}
+	return hits
+}
+
+// verify4 appends the long literals whose anchor is the window w at i and
+// that occur around it.
+func (g *gramIndex) verify4(buf []byte, i int, w uint64, hits []int32) []int32 {
+	s := g.tab4.get(uint32(w))
+	for _, e := range g.entries[s.start:s.end] {
+		start := i - int(e.off)
+		if start >= 0 && binary.LittleEndian.Uint64(buf[start:start+8])&e.mask == e.lit {
+			hits = append(hits, e.pat)
 		}
 	}
 	return hits

@@ -5,12 +5,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // naiveGrams is the oracle: the literals that occur in the folded value.
 func naiveGrams(lits []string, v string) []int32 {
-	buf, nonASCII := foldValue(nil, v)
-	folded := string(buf[:len(buf)-gramPad])
+	folded, nonASCII := naiveFold(v)
 	var out []int32
 	for i, l := range lits {
 		if l == nonASCIIAtom {
@@ -24,6 +24,40 @@ func naiveGrams(lits []string, v string) []int32 {
 		}
 	}
 	return out
+}
+
+// naiveFold is foldValue's specification, rune by rune.
+func naiveFold(v string) (string, bool) {
+	var b strings.Builder
+	nonASCII := false
+	for _, r := range v {
+		switch {
+		case r < utf8.RuneSelf:
+			b.WriteByte(lowerASCII(byte(r)))
+			continue
+		case r == '\u212A':
+			b.WriteByte('k')
+		case r == '\u017F':
+			b.WriteByte('s')
+		default:
+			b.WriteByte(0x80)
+		}
+		nonASCII = true
+	}
+	return b.String(), nonASCII
+}
+
+func TestFoldValue(t *testing.T) {
+	for _, v := range []string{"", "A", "ABCDEFGH", "@[`{AZaz09", "Hello, WORLD! \\Windows\\System32", "ÄBCDEFGHIJ", "abcdefgh\u212Aijklmnop", "\xff\xfeAB", strings.Repeat("Zz@[", 9)} {
+		buf, nonASCII := foldValue([]byte("junk"), v)
+		want, wantNon := naiveFold(v)
+		if got := string(buf[:len(buf)-gramPad]); got != want || nonASCII != wantNon {
+			t.Errorf("foldValue(%q) = %q, %v; want %q, %v", v, got, nonASCII, want, wantNon)
+		}
+		if pad := string(buf[len(buf)-gramPad:]); pad != strings.Repeat("\x80", gramPad) {
+			t.Errorf("foldValue(%q) padding = %q", v, pad)
+		}
+	}
 }
 
 func gramHits(g *gramIndex, lits []string, v string) []int32 {
@@ -85,7 +119,7 @@ func names(lits []string, ids []int32) []string {
 // anchors and occur at every offset, including the value's ends.
 func TestGramIndexRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	const alpha = "abcAB -\\.é"
+	const alpha = "abcAB -\\.é@[Z"
 	word := func(n int) string {
 		var b strings.Builder
 		for range n {
