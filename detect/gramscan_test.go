@@ -169,3 +169,34 @@ func FuzzGramIndex(f *testing.F) {
 		}
 	})
 }
+
+// TestIndexFoldRandom compares indexFold (keyed on a rare byte of the
+// pattern) with trying every start, on random text over an alphabet with
+// the multi-byte runes that fold to ASCII.
+func TestIndexFoldRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	alpha := []rune("aA kKsS\\.%\u212A\u017Fé")
+	word := func(n int) string {
+		var b strings.Builder
+		for range n {
+			b.WriteRune(alpha[r.IntN(len(alpha))])
+		}
+		return b.String()
+	}
+	naive := func(s, p string) (int, int, bool) {
+		for i := 0; i <= len(s); i++ {
+			if m, ok := prefixFold(s[i:], p); ok {
+				return i, i + m, true
+			}
+		}
+		return 0, 0, false
+	}
+	for range 20000 {
+		s, p := word(r.IntN(30)), word(1+r.IntN(5))
+		i, j, ok := indexFold(s, p)
+		wi, wj, wok := naive(s, p)
+		if i != wi || j != wj || ok != wok {
+			t.Fatalf("indexFold(%q, %q) = %d, %d, %v; want %d, %d, %v", s, p, i, j, ok, wi, wj, wok)
+		}
+	}
+}
