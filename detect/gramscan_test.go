@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -198,5 +199,77 @@ func TestIndexFoldRandom(t *testing.T) {
 		if i != wi || j != wj || ok != wok {
 			t.Fatalf("indexFold(%q, %q) = %d, %d, %v; want %d, %d, %v", s, p, i, j, ok, wi, wj, wok)
 		}
+	}
+}
+
+// TestMultiContainsRandom compares the merged "contains any" automaton with
+// its literals matched one by one, on literals with windash's Unicode
+// dashes and input with the runes that fold to ASCII letters.
+func TestMultiContainsRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	alpha := []rune("aAkKsS -/\u2013\u2014\u212A\u017Fé")
+	word := func(n int) string {
+		var b strings.Builder
+		for range n {
+			b.WriteRune(alpha[r.IntN(len(alpha))])
+		}
+		return b.String()
+	}
+	merged := 0
+	for range 3000 {
+		var ms []stringMatcher
+		for range 4 + r.IntN(6) {
+			ms = append(ms, containsMatcher{lit: word(1 + r.IntN(4)), fold: true})
+		}
+		out := mergeContains(ms)
+		if len(out) < len(ms) {
+			merged++
+		}
+		for range 10 {
+			s := word(r.IntN(20))
+			want := false
+			for _, m := range ms {
+				want = want || m.matchString(s)
+			}
+			got := false
+			for _, m := range out {
+				got = got || m.matchString(s)
+			}
+			if got != want {
+				t.Fatalf("merged %v on %q = %v, one by one %v", ms, s, got, want)
+			}
+		}
+	}
+	if merged == 0 {
+		t.Fatal("no list was merged: the test proves nothing")
+	}
+}
+
+// TestRegexLiteralGate checks that skipping the regular expression when a
+// required literal is absent never changes the answer.
+func TestRegexLiteralGate(t *testing.T) {
+	res := []string{`\s-\s*<`, `(?i)cmd(\.exe)?\s+/c`, `ab+c|xyz`, `(?i)^[a-z]:\\\\users\\\\[^\\\\]+\\\\appdata`,
+		`K`, `(?i)k`, `(?s)a.b`, `(?m)^x$`, `é+a`, `(a|b)c{2,}`, `a?b*`, `\d{3}-\d{4}`}
+	r := rand.New(rand.NewPCG(7, 8))
+	alpha := []rune("abcxyzkK <-\\/:.\n\t0159\u212Aé")
+	word := func(n int) string {
+		var b strings.Builder
+		for range n {
+			b.WriteRune(alpha[r.IntN(len(alpha))])
+		}
+		return b.String()
+	}
+	for _, src := range res {
+		re := regexp.MustCompile(src)
+		m := newRegexMatcher(re)
+		for range 3000 {
+			s := word(r.IntN(24))
+			if got, want := m.matchString(s), re.MatchString(s); got != want {
+				t.Fatalf("%s on %q: gated %v, regexp %v (need %q)", src, s, got, want, m.need)
+			}
+		}
+	}
+	if m := newRegexMatcher(regexp.MustCompile(`\s-\s*<`)); len(m.need) == 0 {
+		t.Error(`\s-\s*< needs no literal: the gate is off`)
 	}
 }

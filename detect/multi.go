@@ -9,8 +9,9 @@ import (
 // multiContains matches "contains any of these literals", case-insensitively,
 // in one pass over the input: an Aho-Corasick automaton over ASCII-folded
 // bytes. Large keyword lists (some SigmaHQ rules hold hundreds) cost one scan
-// instead of one scan per keyword. Input with non-ASCII bytes goes to the
-// per-literal matchers, which fold Unicode exactly.
+// instead of one scan per keyword. Literals may hold non-ASCII runes that
+// have no case (windash's Unicode dashes: a rule of nine windash strings
+// expands to over a hundred literals); those match byte for byte.
 type multiContains struct {
 	classes [256]uint8 // byte (lower-cased) -> alphabet class; 0 = not in any literal
 	nclass  int
@@ -32,8 +33,8 @@ func isASCII(s string) bool {
 	return true
 }
 
-// newMultiContains builds the automaton; every literal must be ASCII and
-// non-empty.
+// newMultiContains builds the automaton; every literal must be non-empty
+// and mergeable (caselessNonASCII).
 func newMultiContains(lits []string) *multiContains {
 	m := &multiContains{nclass: 1}
 	for _, l := range lits {
@@ -104,19 +105,19 @@ func (m *multiContains) matchString(s string) bool {
 	for i := 0; i < len(s); i++ {
 		b := s[i]
 		if b >= utf8.RuneSelf {
-			return m.matchSlow(s)
+			// The literals' non-ASCII runes are caseless, so they match
+			// only themselves, byte for byte; of the input's non-ASCII
+			// runes only the Kelvin sign and long s fold to an ASCII
+			// letter.
+			switch r, size := utf8.DecodeRuneInString(s[i:]); r {
+			case '\u212A':
+				b, i = 'k', i+size-1
+			case '\u017F':
+				b, i = 's', i+size-1
+			}
 		}
 		st = m.delta[int(st)*m.nclass+int(m.classes[b])]
 		if m.accept[st] {
-			return true
-		}
-	}
-	return false
-}
-
-func (m *multiContains) matchSlow(s string) bool {
-	for _, sm := range m.slow {
-		if sm.matchString(s) {
 			return true
 		}
 	}
@@ -154,10 +155,22 @@ func mergeContainsUni(ms []stringMatcher) []stringMatcher {
 	return out
 }
 
+// caselessNonASCII reports whether every non-ASCII rune of s is valid and
+// has no case, so that a byte automaton that folds only ASCII matches s
+// exactly: windash's Unicode dashes, for instance.
+func caselessNonASCII(s string) bool {
+	for _, r := range s {
+		if r >= utf8.RuneSelf && (r == utf8.RuneError || unicode.SimpleFold(r) != r) {
+			return false
+		}
+	}
+	return true
+}
+
 func mergeContainsASCII(ms []stringMatcher) []stringMatcher {
 	var lits []string
 	for _, sm := range ms {
-		if c, ok := sm.(containsMatcher); ok && c.fold && c.lit != "" && isASCII(c.lit) {
+		if c, ok := sm.(containsMatcher); ok && c.fold && c.lit != "" && caselessNonASCII(c.lit) {
 			lits = append(lits, c.lit)
 		}
 	}
@@ -166,7 +179,7 @@ func mergeContainsASCII(ms []stringMatcher) []stringMatcher {
 	}
 	out := []stringMatcher{newMultiContains(lits)}
 	for _, sm := range ms {
-		if c, ok := sm.(containsMatcher); ok && c.fold && c.lit != "" && isASCII(c.lit) {
+		if c, ok := sm.(containsMatcher); ok && c.fold && c.lit != "" && caselessNonASCII(c.lit) {
 			continue
 		}
 		out = append(out, sm)
