@@ -16,6 +16,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/watchfloor/watchfloor/detect"
 	"github.com/watchfloor/watchfloor/normalize"
 	"github.com/watchfloor/watchfloor/schemas"
 	"github.com/watchfloor/watchfloor/sink"
@@ -107,6 +108,7 @@ type Pipeline struct {
 	formats  *normalize.Registry
 	store    Store
 	findings FindingPublisher
+	corr     CorrPublisher // nil: correlations run inside Rules (in-process)
 	log      *slog.Logger
 	metrics  *Metrics
 	now      func() time.Time
@@ -278,6 +280,7 @@ type processed struct {
 	events      []schemas.Event
 	findings    []schemas.Finding
 	deadLetters []schemas.DeadLetter
+	corrInputs  []detect.CorrInput // routed correlations: published before the ack
 	redelivered bool
 	records     int
 	span        trace.Span // the batch span, ended once the message is settled
@@ -465,6 +468,17 @@ func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Ro
 			return p.retry(ctx, batch, "publish findings", func(ctx context.Context) error { return p.findings.Publish(ctx, rows.Findings) })
 		}, flushAttrs...); err != nil {
 			return err
+		}
+	}
+	if p.corr != nil {
+		var ins []detect.CorrInput
+		for _, r := range batch {
+			ins = append(ins, r.corrInputs...)
+		}
+		if len(ins) > 0 {
+			if err := p.retry(ctx, batch, "publish correlation inputs", func(ctx context.Context) error { return p.corr.Publish(ctx, ins) }); err != nil {
+				return err
+			}
 		}
 	}
 	start := p.now()

@@ -57,7 +57,7 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 		// A normalizer bug must not stop the pipeline or lose the batch.
 		if r := recover(); r != nil {
 			p.log.Error("panic while processing a batch", "subject", m.subject, "batch", m.msgID, "panic", r)
-			out.events, out.findings, out.deadLetters = nil, nil, nil
+			out.events, out.findings, out.deadLetters, out.corrInputs = nil, nil, nil, nil
 			out.records = 0
 			var directive func([]byte) bool
 			if f, ok := p.formats.Lookup(m.format); ok {
@@ -191,8 +191,14 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 	})
 	normalizeSpan.End()
 	detectSpan := p.stage(ctx, SpanDetect)
-	for i := range out.events {
-		out.findings = rules.Eval(&out.events[i], out.findings)
+	if ce, ok := rules.(CorrEvaluator); ok && p.corr != nil {
+		for i := range out.events {
+			out.findings, out.corrInputs = ce.EvalCorr(&out.events[i], out.findings, out.corrInputs)
+		}
+	} else {
+		for i := range out.events {
+			out.findings = rules.Eval(&out.events[i], out.findings)
+		}
 	}
 	detectSpan.End()
 	out.records = idx
