@@ -35,7 +35,7 @@ type config struct {
 	RulesDir  string
 	DNS       dnsConfig  // threat intel and DNS analytics (dns.go)
 	Corr      corrConfig // correlation rules: local or routed (corr.go)
-	Metrics   string    // listen address for /metrics, /healthz, /readyz; "" disables
+	Metrics   string     // listen address for /metrics, /healthz, /readyz; "" disables
 	OTel      otelConfig
 	MemLimit  int64 // soft memory limit for the Go runtime in MiB; 0 leaves GOMEMLIMIT / no limit
 	LogLevel  string

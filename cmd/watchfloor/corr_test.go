@@ -53,7 +53,6 @@ func TestCorrConfigValidate(t *testing.T) {
 	}
 }
 
-
 // countingStore counts the events one instance stored.
 type countingStore struct {
 	ingest.Store
