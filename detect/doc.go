@@ -128,9 +128,12 @@
 //     (--corr.pinned-ttl). This is the engine's own ownership mechanism: no
 //     home-made election.
 //  3. The owner of a partition runs one Correlator for it (ObserveInputs
-//     with the records, Advance with the wall clock between them, so windows
-//     with upper bounds close on idle partitions; matches further than the
-//     lateness behind the clock are late). Its findings are published to
+//     with the records). Its watermark follows event time, as a single
+//     in-process Correlator's does, so a backlog processed after an outage
+//     still counts; the price is that a window with an upper-bound condition
+//     closes when a newer match reaches the partition, not on a timer
+//     (corrroute.OwnerConfig.AdvanceWithClock trades the other way). Its
+//     findings are published to
 //     soc.detections.<agency>.<level> and stored through the sink, as the
 //     pipeline's are (ingest.StoreFindings; rows marked redelivered, so an id
 //     already stored is skipped); the records are acked only after that

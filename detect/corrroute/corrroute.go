@@ -170,12 +170,17 @@ type OwnerConfig struct {
 	Span       time.Duration
 	Correlator detect.CorrelatorConfig
 	Handle     Handler
-	// Clock, when not nil, advances the watermark of idle partitions
-	// (Correlator.Advance) so windows with upper-bound conditions close
-	// without new inputs, and dates the start of a rebuild; leave it nil for
-	// replays of old data (a rebuild then reads the whole retention).
+	// Clock, when not nil, dates the start of a rebuild (now − Span −
+	// Lateness of stream time); nil replays the whole retention.
 	Clock func() time.Time
-	Log   *slog.Logger // nil discards
+	// AdvanceWithClock also moves each partition's watermark on with Clock
+	// between inputs (Correlator.Advance), so windows with upper-bound
+	// conditions close on idle partitions. The price: a match further than
+	// the lateness behind the clock (a backlog after an outage, a sensor that
+	// spooled) is late and does not count. Off, the watermark follows event
+	// time only, as in one in-process Correlator.
+	AdvanceWithClock bool
+	Log              *slog.Logger // nil discards
 }
 
 // Owner pulls every partition under the priority group; the server pins
@@ -264,15 +269,19 @@ const headerPinID = "Nats-Pin-Id"
 // behind the watermark).
 const maxSeen = 1 << 20
 
+// minPrune is the smallest seen-id set that is pruned.
+const minPrune = 4096
+
 // partition is the state of one owned partition.
 type partition struct {
-	n      int
-	corr   *detect.Correlator // nil: not owned (or not yet rebuilt)
-	pin    string             // pin id the state was built under
-	gen    uint64             // rule generation it was built with
-	seen   map[seenKey]time.Time
-	newest time.Time
-	late   time.Duration
+	n       int
+	corr    *detect.Correlator // nil: not owned (or not yet rebuilt)
+	pin     string             // pin id the state was built under
+	gen     uint64             // rule generation it was built with
+	seen    map[seenKey]time.Time
+	pruneAt int // prune the seen ids when there are this many
+	newest  time.Time
+	late    time.Duration
 }
 
 type seenKey struct {
@@ -300,13 +309,15 @@ func (st *partition) admit(in *detect.CorrInput) bool {
 	if in.Time.After(st.newest) {
 		st.newest = in.Time
 	}
-	if len(st.seen) >= maxSeen {
+	if len(st.seen) >= st.pruneAt {
 		wm := st.newest.Add(-st.late)
 		for k, t := range st.seen {
 			if t.Before(wm) {
 				delete(st.seen, k)
 			}
 		}
+		// Amortized: the next prune waits until the set has doubled.
+		st.pruneAt = min(max(minPrune, 2*len(st.seen)), maxSeen)
 	}
 	if len(st.seen) < maxSeen {
 		st.seen[k] = in.Time
@@ -346,7 +357,7 @@ func (o *Owner) runPartition(ctx context.Context, part int) error {
 			st.corr, st.pin, st.seen = nil, "", nil
 		}
 		if len(msgs) == 0 {
-			if st.corr != nil && o.oc.Clock != nil {
+			if st.corr != nil && o.oc.AdvanceWithClock && o.oc.Clock != nil {
 				if fs := st.corr.Advance(o.oc.Clock(), nil); len(fs) > 0 {
 					if err := o.deliver(ctx, part, fs); err != nil {
 						return nil // ctx ended
@@ -385,7 +396,7 @@ func (o *Owner) runPartition(ctx context.Context, part int) error {
 		}
 		o.observed.Add(uint64(len(ins)))
 		findings := st.corr.ObserveInputs(ins, nil)
-		if o.oc.Clock != nil {
+		if o.oc.AdvanceWithClock && o.oc.Clock != nil {
 			findings = st.corr.Advance(o.oc.Clock(), findings)
 		}
 		if len(findings) > 0 {
@@ -412,7 +423,7 @@ func (o *Owner) rebuild(ctx context.Context, st *partition) error {
 	if err != nil {
 		return err
 	}
-	st.corr, st.gen, st.seen, st.newest = corr, gen, map[seenKey]time.Time{}, time.Time{}
+	st.corr, st.gen, st.seen, st.pruneAt, st.newest = corr, gen, map[seenKey]time.Time{}, minPrune, time.Time{}
 	start := time.Now()
 	cc := jetstream.ConsumerConfig{
 		FilterSubject: o.cfg.partitionSubject(st.n), AckPolicy: jetstream.AckNonePolicy,
