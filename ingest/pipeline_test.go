@@ -84,6 +84,13 @@ func (h *harness) run(t *testing.T) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h.runWith(t, rules, nil)
+}
+
+// runWith starts a pipeline with rules, routing correlation inputs to corr
+// when it is not nil.
+func (h *harness) runWith(t *testing.T, rules ingest.Rules, corr ingest.CorrPublisher) (stop func()) {
+	t.Helper()
 	cfg := ingest.DefaultPipelineConfig()
 	cfg.FlushInterval = 100 * time.Millisecond
 	cfg.FlushRows = 500
@@ -97,6 +104,9 @@ func (h *harness) run(t *testing.T) (stop func()) {
 	p, err := ingest.NewPipeline(cfg, h.js, normalize.Builtin(), store, rules, &ingest.JetStreamFindings{JS: h.js}, nil, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if corr != nil {
+		p.RouteCorrelations(corr)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
