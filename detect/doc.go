@@ -145,8 +145,12 @@
 //     a Nats-Pin-Id it has not built state under (start, failover, a pin that
 //     timed out). Before using that delivery it rebuilds the partition: a new
 //     Correlator fed, through a temporary consumer with DeliverByStartTime,
-//     every record stored since now − (longest timespan + lateness), so
-//     matches acked by the previous owner still count. Findings re-raised
+//     every record stored since now − (2 × longest timespan + lateness), so
+//     matches acked by the previous owner still count. (One span covers the
+//     windows still open; the second the matches that windows which fired
+//     just before consumed, so they are not counted into a second finding.
+//     A group that fired back to back for longer than that may still see
+//     one finding raised again under another id.) Findings re-raised
 //     during the rebuild carry the ids the previous owner raised: the sink
 //     skips them and ClickHouse's ReplacingMergeTree collapses any that
 //     slip in. A rebuild must finish within the pin TTL (it logs a warning

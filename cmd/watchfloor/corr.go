@@ -43,7 +43,7 @@ func defaultCorrConfig() corrConfig {
 func corrFlags(fs *flag.FlagSet, c *corrConfig, d corrConfig) {
 	fs.StringVar(&c.Mode, "corr.mode", d.Mode, "correlation rules: local keeps their windows in each instance (right for one instance), routed sends the matches they need through SOC_CORR to one owner per group (right for several; needs NATS 2.11+), auto is routed when the server supports it, else local")
 	fs.IntVar(&c.Route.Partitions, "corr.partitions", d.Route.Partitions, "routed: partitions of soc.corr.<agency>.<p>, each owned by one instance at a time; fixed per deployment (changing it moves groups and loses their open windows)")
-	fs.DurationVar(&c.Route.MaxAge, "corr.max-age", d.Route.MaxAge, "routed: how long SOC_CORR keeps correlation inputs; must exceed the longest correlation timespan plus --corr.lateness (a new owner rebuilds windows from it)")
+	fs.DurationVar(&c.Route.MaxAge, "corr.max-age", d.Route.MaxAge, "routed: how long SOC_CORR keeps correlation inputs; must exceed the longest correlation timespan plus --corr.lateness, best twice the timespan (a new owner rebuilds windows from the last two timespans)")
 	fs.DurationVar(&c.Route.PinnedTTL, "corr.pinned-ttl", d.Route.PinnedTTL, "routed: a silent owner loses its partitions to another instance after this long")
 	fs.DurationVar(&c.Correlator.Lateness, "corr.lateness", d.Correlator.Lateness, "routed: how far behind the newest event time of its partition a match may arrive and still count")
 }

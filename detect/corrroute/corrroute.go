@@ -165,7 +165,7 @@ type Handler func(ctx context.Context, findings []schemas.Finding) error
 type OwnerConfig struct {
 	Rules *detect.RuleSet
 	// Span is the longest correlation timespan of Rules: a partition gained
-	// is rebuilt from the inputs stored in the last Span + Lateness. Zero
+	// is rebuilt from the inputs stored in the last 2·Span + Lateness. Zero
 	// replays the stream's whole retention (Config.MaxAge).
 	Span       time.Duration
 	Correlator detect.CorrelatorConfig
@@ -414,7 +414,7 @@ func (o *Owner) runPartition(ctx context.Context, part int) error {
 }
 
 // rebuild replaces the partition's Correlator with one fed the inputs
-// stored since now − (span + lateness), in stream order, under the current
+// stored since now − (2·span + lateness), in stream order, under the current
 // rules. Findings raised again are handed to the Handler: their ids are the
 // ones the previous owner raised, so the sink and SOC_DETECTIONS drop them.
 func (o *Owner) rebuild(ctx context.Context, st *partition) error {
@@ -430,7 +430,10 @@ func (o *Owner) rebuild(ctx context.Context, st *partition) error {
 		InactiveThreshold: time.Minute, MemoryStorage: true, DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 	if o.oc.Clock != nil && span > 0 {
-		from := o.oc.Clock().Add(-span - o.oc.Correlator.Lateness)
+		// Two spans: a window still open now started at most one span ago,
+		// and the matches that a window fired just before it consumed (so
+		// that they do not count again) lie within the span before that.
+		from := o.oc.Clock().Add(-2*span - o.oc.Correlator.Lateness)
 		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
 	}
 	cons, err := o.js.CreateConsumer(ctx, o.cfg.Stream, cc)
