@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -201,6 +202,21 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 		}
 	}
 	detectSpan.End()
+	if len(out.findings) > 0 {
+		// Page analysts now rather than when the batch's flush settles: at
+		// a second or more per flush that wait was most of the
+		// publish→detection latency. A failure is left to settle, which
+		// publishes again (same Nats-Msg-Id) before the ack.
+		publish := p.stage(ctx, SpanPublish)
+		pctx, cancel := context.WithTimeout(ctx, earlyPublishTimeout)
+		err := p.findings.Publish(pctx, out.findings)
+		cancel()
+		publish.End()
+		out.published = err == nil
+		if err != nil {
+			p.log.Debug("early publish of findings failed; retried when the batch settles", "subject", m.subject, "batch", m.msgID, "err", err)
+		}
+	}
 	out.records = idx
 	if want := h.Get(HeaderCount); want != "" && want != strconv.Itoa(idx) {
 		p.log.Warn("batch record count differs from its header", "subject", m.subject, "batch", m.msgID, "header", want, "records", idx)
