@@ -291,6 +291,8 @@ type processed struct {
 	exceeded    bool       // delivered more than pipeline.max_deliver times: dead letters only
 	seq         uint64     // stream sequence, 0 if unknown
 	published   bool       // its findings are published (acknowledged by the stream)
+	// corrPublished: its correlation inputs are published (routed mode).
+	corrPublished bool
 	// Where this message's rows sit in its flush's Rows, so a flush the
 	// store refuses can be retried message by message.
 	evs, fis, dls [2]int
@@ -486,7 +488,9 @@ func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Ro
 	if p.corr != nil {
 		var ins []detect.CorrInput
 		for _, r := range batch {
-			ins = append(ins, r.corrInputs...)
+			if !r.corrPublished {
+				ins = append(ins, r.corrInputs...)
+			}
 		}
 		if len(ins) > 0 {
 			if err := p.retry(ctx, batch, "publish correlation inputs", func(ctx context.Context) error { return p.corr.Publish(ctx, ins) }); err != nil {

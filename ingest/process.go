@@ -217,6 +217,16 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 			p.log.Debug("early publish of findings failed; retried when the batch settles", "subject", m.subject, "batch", m.msgID, "err", err)
 		}
 	}
+	if p.corr != nil && len(out.corrInputs) > 0 {
+		// Correlation inputs likewise: their owner decides sooner.
+		pctx, cancel := context.WithTimeout(ctx, earlyPublishTimeout)
+		err := p.corr.Publish(pctx, out.corrInputs)
+		cancel()
+		out.corrPublished = err == nil
+		if err != nil {
+			p.log.Debug("early publish of correlation inputs failed; retried when the batch settles", "subject", m.subject, "batch", m.msgID, "err", err)
+		}
+	}
 	out.records = idx
 	if want := h.Get(HeaderCount); want != "" && want != strconv.Itoa(idx) {
 		p.log.Warn("batch record count differs from its header", "subject", m.subject, "batch", m.msgID, "header", want, "records", idx)
