@@ -104,7 +104,11 @@ func setupCorrelation(ctx context.Context, c corrConfig, nc *nats.Conn, js jetst
 	case !serverHasPriorityGroups(version) && c.Mode == corrRouted:
 		return nil, fmt.Errorf("corr.mode=routed needs NATS server 2.11 or later (consumer priority groups), connected to %s", version)
 	case !serverHasPriorityGroups(version):
-		log.Warn("NATS server has no consumer priority groups: correlations are evaluated in each instance, correct only with a single `watchfloor run`",
+		level := slog.LevelWarn
+		if set.RuleSet().Correlations() == 0 {
+			level = slog.LevelInfo // nothing to get wrong until a correlation is deployed
+		}
+		log.Log(ctx, level, "NATS server has no consumer priority groups: correlations are evaluated in each instance, correct only with a single `watchfloor run`",
 			"server_version", version, "correlations", set.RuleSet().Correlations())
 		return nil, nil
 	}
