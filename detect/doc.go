@@ -138,7 +138,9 @@
 //     pipeline's are (ingest.StoreFindings; rows marked redelivered, so an id
 //     already stored is skipped); the records are acked only after that
 //     succeeded (a failing store is retried, the records stay unacked).
-//     Records already observed (same id) are skipped: a duplicate that
+//     A record whose payload names another agency than its subject is
+//     dropped (the subject is what publish permissions control). Records
+//     already observed (same id) are skipped: a duplicate that
 //     outlived the duplicate window, or a record both replayed and
 //     redelivered, counts once.
 //  4. An instance notices that it gained a partition when a delivery carries

@@ -18,6 +18,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -384,7 +385,8 @@ func (o *Owner) runPartition(ctx context.Context, part int) error {
 		ins := make([]detect.CorrInput, 0, len(msgs))
 		for _, m := range msgs {
 			var in detect.CorrInput
-			if err := json.Unmarshal(m.Data(), &in); err != nil {
+			if err := o.decode(m, &in); err != nil {
+				o.log.Warn("dropping correlation input", "subject", m.Subject(), "err", err)
 				_ = m.Term() // a record no version of this code wrote: never redeliver
 				continue
 			}
@@ -409,6 +411,20 @@ func (o *Owner) runPartition(ctx context.Context, part int) error {
 				o.log.Warn("ack correlation input", "partition", part, "err", err)
 			}
 		}
+	}
+	return nil
+}
+
+// decode reads an input. Its agency must be the subject's: the agency
+// token is what publish permissions control.
+func (o *Owner) decode(m jetstream.Msg, in *detect.CorrInput) error {
+	if err := json.Unmarshal(m.Data(), in); err != nil {
+		return fmt.Errorf("decode correlation input: %w", err)
+	}
+	subj := m.Subject()
+	want := o.cfg.SubjectPrefix + "." + in.Agency + "."
+	if in.Agency == "" || !strings.HasPrefix(subj, want) || strings.Contains(subj[len(want):], ".") {
+		return fmt.Errorf("correlation input of agency %q on subject %s", in.Agency, subj)
 	}
 	return nil
 }
@@ -462,7 +478,7 @@ func (o *Owner) rebuild(ctx context.Context, st *partition) error {
 		for m := range batch.Messages() {
 			read++
 			var in detect.CorrInput
-			if json.Unmarshal(m.Data(), &in) == nil && st.admit(&in) {
+			if o.decode(m, &in) == nil && st.admit(&in) {
 				ins = append(ins, in)
 			}
 			if md, err := m.Metadata(); err == nil && md.NumPending == 0 {

@@ -2,6 +2,7 @@ package corrroute
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -356,4 +357,41 @@ func TestTakeoverRebuildsWindows(t *testing.T) {
 		t.Errorf("%d distinct findings (%d handed over), want %d: one per user", unique, total, users)
 	}
 	t.Logf("findings handed to the handler: %d, distinct: %d; owner b: %+v", total, unique, b.Stats())
+}
+
+// TestOwnerRejectsForeignAgency publishes an input whose payload names
+// another agency than its subject: the owner must not count it.
+func TestOwnerRejectsForeignAgency(t *testing.T) {
+	srv := startServer(t)
+	cfg := DefaultConfig()
+	cfg.Partitions, cfg.PinnedTTL, cfg.FetchWait = 1, 2*time.Second, 200*time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := connect(t, srv)
+	if err := Ensure(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	rs := compileRules(t, rules)
+	col := &idCollector{ids: map[schemas.ID]int{}}
+	o := startOwner(t, ctx, srv, cfg, OwnerConfig{Rules: rs, Correlator: detect.DefaultCorrelatorConfig(), Handle: col.handle})
+	t0 := time.Now().UTC()
+	for n := 0; n < 3; n++ {
+		ins := whoami(t, rs, 0, n, t0.Add(time.Duration(n)*time.Second))
+		data, _ := json.Marshal(ins[0])
+		subj := "soc.corr.dhs.0" // the payload says doj
+		if n == 2 {
+			subj = "soc.corr.doj.0"
+		}
+		if _, err := js.Publish(ctx, subj, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the owner to take the valid input", 10*time.Second, func() bool { return o.Stats().Observed >= 1 })
+	time.Sleep(300 * time.Millisecond)
+	if got := o.Stats().Observed; got != 1 {
+		t.Errorf("observed %d inputs, want 1: inputs whose agency is not their subject's are dropped", got)
+	}
+	if total, _ := col.counts(); total != 0 {
+		t.Errorf("%d findings from foreign inputs", total)
+	}
 }
