@@ -133,15 +133,14 @@
 //     still counts; the price is that a window with an upper-bound condition
 //     closes when a newer match reaches the partition, not on a timer
 //     (corrroute.OwnerConfig.AdvanceWithClock trades the other way). Its
-//     findings are published to
-//     soc.detections.<agency>.<level> and stored through the sink, as the
-//     pipeline's are (ingest.StoreFindings; rows marked redelivered, so an id
-//     already stored is skipped); the records are acked only after that
-//     succeeded (a failing store is retried, the records stay unacked).
-//     A record whose payload names another agency than its subject is
-//     dropped (the subject is what publish permissions control). Records
-//     already observed (same id) are skipped: a duplicate that
-//     outlived the duplicate window, or a record both replayed and
+//     findings are published to soc.detections.<agency>.<level> and stored
+//     through the sink, as the pipeline's are (ingest.StoreFindings; rows
+//     marked redelivered, so an id already stored is skipped); the records
+//     are acked only after that succeeded (a failing store is retried, the
+//     records stay unacked). A record whose payload names another agency
+//     than its subject is dropped (the subject is what publish permissions
+//     control). Records already observed (same id) are skipped: a duplicate
+//     that outlived the duplicate window, or a record both replayed and
 //     redelivered, counts once.
 //  4. An instance notices that it gained a partition when a delivery carries
 //     a Nats-Pin-Id it has not built state under (start, failover, a pin that
@@ -167,11 +166,11 @@
 // id has its records replayed as they were published (group values and rule
 // positions of the old definition): those whose group-by arity no longer
 // fits are ignored, the others count; give a correlation whose group-by or
-// rules list changes a new id to start it afresh. Only hits of correlation-referenced
-// rules cross JetStream, so the extra hop costs nothing for the bulk of
-// events. --corr.mode local keeps Correlating inside the pipeline's Eval:
-// correct for a single instance only (a new rule set starts its windows
-// afresh).
+// rules list changes a new id to start it afresh. Only hits of
+// correlation-referenced rules cross JetStream, so the extra hop costs
+// nothing for the bulk of events. --corr.mode local keeps Correlating inside
+// the pipeline's Eval: correct for a single instance only (a new rule set
+// starts its windows afresh).
 //
 // # How it grows
 //
