@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -212,4 +213,71 @@ func corpusEvents(rules []*Rule, n int) []*schemas.Event {
 	}
 	evs = append(evs, procEvent("Image", `C:\Windows\System32\svchost.exe`, "CommandLine", `svchost.exe -k netsvcs -p`, "ParentImage", `C:\Windows\System32\services.exe`))
 	return evs
+}
+
+// TestDispatchMatchesBruteForce checks the group dispatch (by Channel, then
+// EventID) against every group's selector tried in turn, for events of
+// every Windows channel and EventID the mapping knows, and for events
+// lacking either attribute. Each event carries a field every rule of the
+// corpus might read, so that a dispatch error shows as a missing hit.
+func TestDispatchMatchesBruteForce(t *testing.T) {
+	rs, rules := loadCorpus(t, filepath.Join(sigmaCorpus, "windows"))
+	channels := map[string]bool{"": true}
+	eventIDs := map[string]bool{"": true}
+	for gi := range rs.groups {
+		for _, s := range rs.groups[gi].sels {
+			for _, v := range s.Unmapped["Channel"] {
+				channels[v] = true
+			}
+			for _, v := range s.Unmapped["EventID"] {
+				eventIDs[v] = true
+			}
+		}
+	}
+	// Field values taken from the rules, so that rules of many groups hit.
+	base := corpusEvents(rules, 30)
+	checked, hits := 0, 0
+	for ch := range channels {
+		for id := range eventIDs {
+			for _, src := range base {
+				ev := *src
+				ev.Unmapped = nil
+				if ch != "" {
+					ev.Unmapped = append(ev.Unmapped, schemas.KV{Key: "Channel", Value: ch})
+				}
+				if id != "" {
+					ev.Unmapped = append(ev.Unmapped, schemas.KV{Key: "EventID", Value: id})
+				}
+				for _, kv := range src.Unmapped {
+					if kv.Key != "Channel" && kv.Key != "EventID" {
+						ev.Unmapped = append(ev.Unmapped, kv)
+					}
+				}
+				got := rs.EvalHits(&ev, nil)
+				var want []Hit
+				for gi := range rs.groups {
+					g := &rs.groups[gi]
+					if !g.selects(&ev) {
+						continue
+					}
+					for _, r := range g.rules {
+						if r.cond.match(&ev) {
+							want = append(want, Hit{rule: r.pos})
+						}
+					}
+				}
+				sortHits(got)
+				sortHits(want)
+				if !slices.Equal(got, want) {
+					t.Fatalf("Channel %q EventID %q: dispatched hits %v, brute force %v", ch, id, got, want)
+				}
+				checked++
+				hits += len(want)
+			}
+		}
+	}
+	t.Logf("%d channels × %d EventIDs: %d events, %d hits", len(channels), len(eventIDs), checked, hits)
+	if hits == 0 {
+		t.Error("no event matched: the test proves nothing")
+	}
 }

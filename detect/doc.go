@@ -32,7 +32,8 @@
 //     evaluate: each rule's condition is reduced at compile time to an AND
 //     of up to eight clauses, each an OR of (field, literal) atoms that must
 //     occur (ASCII case-folded) for the rule to match; every field's atoms
-//     across all rules of the group form one Aho-Corasick automaton, so each
+//     across all rules of the group form one multi-literal scanner
+//     (gramscan.go: hashed four-byte anchors, filter then verify), so each
 //     field value is scanned once for all rules, and only rules whose every
 //     clause was hit are evaluated in full. NOT, null, exists, numbers,
 //     fieldref and literal-free regexps give no atoms; a rule with none is
@@ -97,52 +98,79 @@
 // event id and the correlation id and group, so a replay of the same events
 // gives the same finding and ClickHouse dedupes it.
 //
-// # Correlations across instances (design)
+// # Correlations across instances
 //
 // Several `watchfloor run` instances share the SOC_RAW consumer, so the
 // matches of one group key arrive at different instances. Correlation state
-// must have one owner per group key. The design routes only the hits that
-// correlations need through JetStream:
+// must have one owner per group key. `watchfloor run --corr.mode routed`
+// (chosen by the default, auto, when the NATS server has priority groups,
+// 2.11+) routes only the hits that correlations need through JetStream;
+// package detect/corrroute implements it:
 //
-//  1. Each instance evaluates detection rules as now. For every hit of a rule
-//     referenced by a correlation it publishes a small record {correlation
-//     id, agency, group-by values, value_count value, event id, event time,
-//     rule position} to soc.corr.<agency>.<p>, where p = fnv32(correlation id
-//     + group values) mod P (P partitions, e.g. 16, fixed per deployment) and
-//     Nats-Msg-Id = <event id>:<correlation id>, so a redelivered raw batch
-//     publishes duplicates that the stream's duplicate window drops. The raw
-//     batch is acked only after these publishes are acknowledged, like the
-//     findings.
-//  2. Stream SOC_CORR (file storage, R3 in production, MaxAge ≥ the longest
-//     timespan + lateness, so state can be rebuilt from it) holds them. For
-//     each partition p there is one durable pull consumer corr-p filtering
-//     soc.corr.*.<p>, with PriorityPolicy "pinned_client" (NATS 2.11+
-//     priority groups): every instance pulls from every partition consumer,
-//     and the server delivers each partition to exactly one pinned instance
-//     at a time, moving the pin when that instance stops pulling (PinnedTTL).
-//     This is the engine's own ownership mechanism: no home-made election.
-//  3. The owner of a partition runs one Correlator for it (Observe with the
-//     records, Advance on a timer) and publishes its findings to
-//     soc.detections.<agency>.<level> and the sink, acking correlation
-//     records once the findings that consumed them are stored.
-//  4. When an instance gains a pin (start or failover) it rebuilds the
-//     partition's state by reading the consumer's stream from now − (max
-//     timespan + lateness) (an ordered consumer with DeliverByStartTime)
-//     before taking live records; deterministic finding ids make any
-//     finding re-raised during the rebuild a duplicate that ClickHouse
-//     dedupes.
+//  1. Each instance evaluates detection rules as before, but without
+//     in-process windows (rulebook.Set.EvalCorr: RuleSet.EvalHits, Findings
+//     and CorrInputs from one match). For every hit of a rule referenced by
+//     a correlation it publishes a small record (CorrInput: correlation id,
+//     agency, group-by values, value_count value, event id, event time, rule
+//     position) to soc.corr.<agency>.<p>, where p = fnv32(correlation id,
+//     agency and group values) mod P (--corr.partitions, fixed per
+//     deployment) and Nats-Msg-Id = <event id>:<correlation id>:<rule
+//     position>, so a redelivered raw batch publishes duplicates that the
+//     stream's duplicate window drops. The raw batch is acked only after
+//     these publishes are acknowledged, like its findings.
+//  2. Stream SOC_CORR (file storage, replicas as the other streams,
+//     MaxAge ≥ the longest timespan + lateness, --corr.max-age) holds them.
+//     For each partition p there is one durable pull consumer corr-p
+//     filtering soc.corr.*.<p>, with PriorityPolicy "pinned_client" (NATS
+//     2.11+ priority groups): every instance pulls from every partition
+//     consumer, and the server delivers each partition to exactly one pinned
+//     instance at a time, moving the pin when that instance stops pulling
+//     (--corr.pinned-ttl). This is the engine's own ownership mechanism: no
+//     home-made election.
+//  3. The owner of a partition runs one Correlator for it (ObserveInputs
+//     with the records). Its watermark follows event time, as a single
+//     in-process Correlator's does, so a backlog processed after an outage
+//     still counts; the price is that a window with an upper-bound condition
+//     closes when a newer match reaches the partition, not on a timer
+//     (corrroute.OwnerConfig.AdvanceWithClock trades the other way). Its
+//     findings are published to soc.detections.<agency>.<level> and stored
+//     through the sink, as the pipeline's are (ingest.StoreFindings; rows
+//     marked redelivered, so an id already stored is skipped); the records
+//     are acked only after that succeeded (a failing store is retried, the
+//     records stay unacked). A record whose payload names another agency
+//     than its subject is dropped (the subject is what publish permissions
+//     control). Records already observed (same id) are skipped: a duplicate
+//     that outlived the duplicate window, or a record both replayed and
+//     redelivered, counts once.
+//  4. An instance notices that it gained a partition when a delivery carries
+//     a Nats-Pin-Id it has not built state under (start, failover, a pin that
+//     timed out). Before using that delivery it rebuilds the partition: a new
+//     Correlator fed, through a temporary consumer with DeliverByStartTime,
+//     every record stored since now − (2 × longest timespan + lateness), so
+//     matches acked by the previous owner still count. (One span covers the
+//     windows still open; the second the matches that windows which fired
+//     just before consumed, so they are not counted into a second finding.
+//     A group that fired back to back for longer than that may still see
+//     one finding raised again under another id.) Findings re-raised
+//     during the rebuild carry the ids the previous owner raised: the sink
+//     skips them and ClickHouse's ReplacingMergeTree collapses any that
+//     slip in. A rebuild must finish within the pin TTL (it logs a warning
+//     past half of it). A partition lost (pin mismatch) drops its state.
 //
-// Only hits of correlation-referenced rules cross JetStream, so the extra
-// hop costs nothing for the bulk of events. This package holds the
-// in-process part (Correlator, RuleSet.CorrInputs, Correlator.ObserveInputs);
-// package detect/corrroute implements steps 1-3 (Ensure, Publisher, Owner,
-// tested with two owners on an embedded server, including failover). Step 4,
-// rebuilding open windows from the stream on takeover, is not implemented
-// yet: a new owner starts its partitions with empty windows, so matches
-// acknowledged by the previous owner do not count towards windows that were
-// open at the takeover. `watchfloor run` evaluates correlations in-process
-// (Correlating wraps the rule set): correct for a single instance; wiring
-// corrroute into run for several instances is the next step.
+// A rule swap (KV bucket change) hands the new RuleSet to the owner, which
+// rebuilds every partition it holds by replaying the same span under the new
+// rules: windows of unchanged correlations survive the swap (findings they
+// already raised are re-raised with the same ids), records of a correlation
+// the new set no longer has are ignored, and a new correlation starts with
+// the matches published after the swap. A correlation changed under the same
+// id has its records replayed as they were published (group values and rule
+// positions of the old definition): those whose group-by arity no longer
+// fits are ignored, the others count; give a correlation whose group-by or
+// rules list changes a new id to start it afresh. Only hits of
+// correlation-referenced rules cross JetStream, so the extra hop costs
+// nothing for the bulk of events. --corr.mode local keeps Correlating inside
+// the pipeline's Eval: correct for a single instance only (a new rule set
+// starts its windows afresh).
 //
 // # How it grows
 //

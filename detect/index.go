@@ -19,7 +19,7 @@ import (
 // its children's; NOT, null, exists, regular expressions, CIDR, numbers and
 // fieldref give no atoms, and a rule whose condition reduces to nothing is
 // evaluated for every event of its group. All atoms of a group that read the
-// same field go into one Aho-Corasick automaton, so each field value of an
+// same field go into one scanner (gramIndex), so each field value of an
 // event is scanned once for all rules; only the rules whose atoms occur are
 // then evaluated in full. The prefilter only ever over-approximates: the full
 // evaluation decides.
@@ -384,6 +384,32 @@ func atomLiteral(s string) string {
 	return string(b)
 }
 
+// strongClauses drops the clauses that select little when the rule has
+// better ones: a clause whose shortest literal is one to three bytes ("-",
+// " /c") occurs in most command lines, so it hardly narrows the rule's
+// candidacy, yet each of its occurrences costs the scan a report and the
+// index a walk over every rule sharing the literal.
+func strongClauses(cs []clause) []clause {
+	best := 0
+	for _, c := range cs {
+		best = max(best, clauseScore(c))
+	}
+	floor := 2
+	if best >= 4 {
+		floor = 4
+	}
+	out := cs[:0:0]
+	for _, c := range cs {
+		if clauseScore(c) >= floor {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return cs
+	}
+	return out
+}
+
 // groupIndex is the prefilter of one rule group.
 type groupIndex struct {
 	fields []fieldIndex
@@ -393,7 +419,7 @@ type groupIndex struct {
 
 type fieldIndex struct {
 	src       source
-	ac        *acMachine
+	grams     *gramIndex
 	atomRules [][]ruleClause // pattern → (rule, clause) pairs
 	nonASCII  int32          // the pattern of nonASCIIAtom, -1 when none
 }
@@ -419,7 +445,7 @@ func buildGroupIndex(rules []*compiledRule) *groupIndex {
 			gi.always = append(gi.always, int32(pos))
 			continue
 		}
-		for ci, c := range cs {
+		for ci, c := range strongClauses(cs) {
 			bit := uint8(1) << ci
 			gi.full[pos] |= bit
 			for _, a := range c {
@@ -450,7 +476,7 @@ func buildGroupIndex(rules []*compiledRule) *groupIndex {
 		if !ok {
 			na = -1
 		}
-		gi.fields = append(gi.fields, fieldIndex{src: fl.src, ac: newACMachine(fl.lits), atomRules: fl.rules, nonASCII: na})
+		gi.fields = append(gi.fields, fieldIndex{src: fl.src, grams: newGramIndex(fl.lits), atomRules: fl.rules, nonASCII: na})
 	}
 	return gi
 }
@@ -472,6 +498,8 @@ type scratch struct {
 	pepoch uint32
 	cand   []int32
 	hits   []int32
+	fold   []byte  // the folded value being scanned
+	found  []int32 // literals the scan found in it
 }
 
 func (s *scratch) nextR() uint32 {
@@ -543,46 +571,15 @@ func (gi *groupIndex) scan(f *fieldIndex, v string, s *scratch, re, pe uint32) {
 	if v == "" {
 		return
 	}
-	if f.ac.delta16 != nil {
-		scanDelta(gi, f, f.ac.delta16, v, s, re, pe)
-		return
+	var nonASCII bool
+	s.fold, nonASCII = foldValue(s.fold, v)
+	if nonASCII && f.nonASCII >= 0 && s.pmark[f.nonASCII] != pe {
+		gi.hit(f, f.nonASCII, s, re, pe)
 	}
-	scanDelta(gi, f, f.ac.delta, v, s, re, pe)
-}
-
-// scanDelta runs the automaton over v; the table is uint16 when the states
-// fit, halving its cache footprint.
-func scanDelta[T uint16 | int32](gi *groupIndex, f *fieldIndex, delta []T, v string, s *scratch, re, pe uint32) {
-	m := f.ac
-	nclass := m.nclass
-	st := 0
-	for i := 0; i < len(v); {
-		b := v[i]
-		var c uint8
-		if b < utf8.RuneSelf {
-			c = m.classes[b]
-			i++
-		} else {
-			// The two non-ASCII runes that fold to ASCII letters.
-			r, size := utf8.DecodeRuneInString(v[i:])
-			switch r {
-			case '\u212A':
-				c = m.classes['k']
-			case '\u017F':
-				c = m.classes['s']
-			}
-			i += size
-			if f.nonASCII >= 0 && s.pmark[f.nonASCII] != pe {
-				gi.hit(f, f.nonASCII, s, re, pe)
-			}
-		}
-		st = int(delta[st*nclass+int(c)])
-		if m.hasOut[st>>6]&(1<<(st&63)) != 0 {
-			for _, p := range m.out[m.outStart[st]:m.outStart[st+1]] {
-				if s.pmark[p] != pe {
-					gi.hit(f, p, s, re, pe)
-				}
-			}
+	s.found = f.grams.scan(s.fold, s.found[:0])
+	for _, p := range s.found {
+		if s.pmark[p] != pe {
+			gi.hit(f, p, s, re, pe)
 		}
 	}
 }
@@ -603,105 +600,4 @@ func (gi *groupIndex) hit(f *fieldIndex, p int32, s *scratch, re, pe uint32) {
 			}
 		}
 	}
-}
-
-// acMachine is an Aho-Corasick automaton over ASCII-folded bytes that
-// reports every pattern occurring in the input.
-type acMachine struct {
-	classes  [256]uint8
-	nclass   int
-	delta    []int32  // state*nclass + class → state
-	delta16  []uint16 // the same when the states fit in 16 bits (delta is then nil)
-	outStart []int32  // state → start of its patterns in out; len = states+1
-	out      []int32  // patterns ending at each state, including via suffixes
-	hasOut   []uint64 // bit per state: it has patterns (small, stays in cache)
-}
-
-func newACMachine(lits []string) *acMachine {
-	m := &acMachine{nclass: 1}
-	for _, l := range lits {
-		if l == nonASCIIAtom {
-			continue
-		}
-		for i := 0; i < len(l); i++ {
-			if b := l[i]; m.classes[b] == 0 {
-				m.classes[b] = uint8(m.nclass)
-				m.nclass++
-			}
-		}
-	}
-	for b := 'A'; b <= 'Z'; b++ {
-		m.classes[b] = m.classes[b+'a'-'A']
-	}
-	var own [][]int32
-	newState := func() int32 {
-		for c := 0; c < m.nclass; c++ {
-			m.delta = append(m.delta, -1)
-		}
-		own = append(own, nil)
-		return int32(len(own) - 1)
-	}
-	newState()
-	for id, l := range lits {
-		if l == nonASCIIAtom {
-			continue // handled by the scanner
-		}
-		st := int32(0)
-		for i := 0; i < len(l); i++ {
-			c := int(m.classes[l[i]])
-			nx := m.delta[int(st)*m.nclass+c]
-			if nx < 0 {
-				nx = newState()
-				m.delta[int(st)*m.nclass+c] = nx
-			}
-			st = nx
-		}
-		own[st] = append(own[st], int32(id))
-	}
-	n := len(own)
-	fail := make([]int32, n)
-	outs := make([][]int32, n)
-	queue := make([]int32, 0, n)
-	for c := 0; c < m.nclass; c++ {
-		if nx := m.delta[c]; nx > 0 {
-			queue = append(queue, nx)
-		} else {
-			m.delta[c] = 0
-		}
-	}
-	outs[0] = own[0]
-	for len(queue) > 0 {
-		u := queue[0]
-		queue = queue[1:]
-		outs[u] = append(append([]int32(nil), own[u]...), outs[fail[u]]...)
-		for c := 0; c < m.nclass; c++ {
-			i := int(u)*m.nclass + c
-			if nx := m.delta[i]; nx >= 0 {
-				fail[nx] = m.delta[int(fail[u])*m.nclass+c]
-				queue = append(queue, nx)
-			} else {
-				m.delta[i] = m.delta[int(fail[u])*m.nclass+c]
-			}
-		}
-	}
-	m.outStart = make([]int32, n+1)
-	for st := 0; st < n; st++ {
-		m.outStart[st] = int32(len(m.out))
-		m.out = append(m.out, outs[st]...)
-	}
-	m.outStart[n] = int32(len(m.out))
-	m.hasOut = make([]uint64, (n+63)/64)
-	for st := 0; st < n; st++ {
-		if m.outStart[st] != m.outStart[st+1] {
-			m.hasOut[st>>6] |= 1 << (st & 63)
-		}
-	}
-	if n <= 1<<16 {
-		m.delta16 = make([]uint16, len(m.delta))
-		for i, d := range m.delta {
-			m.delta16[i] = uint16(d)
-		}
-		m.delta = nil
-	}
-	return m
 }

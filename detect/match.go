@@ -379,6 +379,9 @@ func indexFold(s, p string) (int, int, bool) {
 	if p == "" {
 		return 0, 0, true
 	}
+	if k := rareByteOffset(p); k > 0 {
+		return indexFoldAt(s, p, k)
+	}
 	first := p[0]
 	if first >= utf8.RuneSelf {
 		return indexFoldSlow(s, p)
@@ -423,6 +426,77 @@ func indexFold(s, p string) (int, int, bool) {
 			}
 		}
 	}
+}
+
+// byteRank orders bytes by how common they are in command lines, paths and
+// log text: 0 for the rarest (every byte not listed), higher for commoner.
+var byteRank = func() (t [256]uint8) {
+	const common = ` e\tasoirnl.cm-dxp/u"hg:wfby0123456789v=k_,'` // commonest first
+	for i := 0; i < len(common); i++ {
+		t[common[i]] = uint8(len(common) - i)
+		if b := common[i]; 'a' <= b && b <= 'z' {
+			t[b-'a'+'A'] = t[b]
+		}
+	}
+	return t
+}()
+
+// rareByteOffset is the offset in p of the byte indexFold should search
+// for: the rarest of p's leading ASCII bytes, so that a pattern starting
+// with a space or a backslash does not stop at every one in s. Only bytes
+// before any k or s count: those letters also match the multi-byte Kelvin
+// sign and long s, after which offsets in s no longer equal offsets in p.
+func rareByteOffset(p string) int {
+	best, rank := 0, uint8(255)
+	for k := 0; k < len(p); k++ {
+		b := lowerASCII(p[k])
+		if b >= utf8.RuneSelf || b == 'k' || b == 's' {
+			break
+		}
+		if byteRank[b] < rank {
+			best, rank = k, byteRank[b]
+		}
+	}
+	return best
+}
+
+// indexFoldAt is indexFold keyed on the byte at offset k of p (0 < k and
+// p[:k+1] is ASCII without k or s).
+func indexFoldAt(s, p string, k int) (int, int, bool) {
+	lo := lowerASCII(p[k])
+	up := lo
+	if 'a' <= lo && lo <= 'z' {
+		up = lo - ('a' - 'A')
+	}
+	// next finds the next occurrence of c from i on, -1 when none.
+	next := func(i int, c byte) int {
+		if j := strings.IndexByte(s[i:], c); j >= 0 {
+			return i + j
+		}
+		return -1
+	}
+	if k >= len(s) {
+		return 0, 0, false
+	}
+	nlo, nup := next(k, lo), -1
+	if up != lo {
+		nup = next(k, up)
+	}
+	for nlo >= 0 || nup >= 0 {
+		i := nlo
+		if i < 0 || nup >= 0 && nup < i {
+			i = nup
+		}
+		if m, ok := prefixFold(s[i-k:], p); ok {
+			return i - k, i - k + m, true
+		}
+		if i == nlo {
+			nlo = next(i+1, lo)
+		} else {
+			nup = next(i+1, up)
+		}
+	}
+	return 0, 0, false
 }
 
 // indexFoldSlow handles a pattern that starts with a non-ASCII rune:

@@ -221,7 +221,7 @@ func (c *compiler) compileValue(text string, mods *modifiers) (stringMatcher, er
 		if err != nil {
 			return nil, unsupported(fmt.Sprintf("regular expression syntax (%v)", reason(err)))
 		}
-		return regexMatcher{re}, nil
+		return newRegexMatcher(re), nil
 	case mods.cidr:
 		p, err := netip.ParsePrefix(strings.TrimSpace(text))
 		if err != nil {
@@ -293,13 +293,23 @@ func (c *compiler) transform(text string, mods *modifiers) ([]string, bool, erro
 				encodedLater = encodedLater || (u != "expand" && u != "windash")
 			}
 			if !encodedLater {
+				// A value with one or two dashes becomes its 5 or 25
+				// literals: a list of them then joins one automaton (nine
+				// PsExec flag strings cost 17 µs as dash-class globs). More
+				// dashes stay one glob with a dash class.
+				if vs, ok := windashAll(alts, 25); ok {
+					next = vs
+					break
+				}
 				globDash = true
 				next = alts
 				break
 			}
-			for _, a := range alts {
-				next = append(next, windashVariants(a)...)
+			vs, ok := windashAll(alts, maxAlternatives)
+			if !ok {
+				return nil, false, fmt.Errorf("value %q expands into more than %d alternatives", text, maxAlternatives)
 			}
+			next = vs
 		default: // encodings
 			for _, a := range alts {
 				lit, ok := globLiteral(a)
@@ -443,7 +453,23 @@ func base64Offsets(s string) []string {
 
 // windashVariants returns every permutation of the dash characters at the
 // positions windash applies to, as literal Sigma strings.
-func windashVariants(s string) []string {
+// windashAll returns the windash variants of every string of alts, or
+// false when one string has more than limit.
+func windashAll(alts []string, limit int) ([]string, bool) {
+	var out []string
+	for _, a := range alts {
+		vs, ok := windashVariants(a, limit)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, vs...)
+	}
+	return out, true
+}
+
+// windashVariants returns s with its dashes replaced by every combination
+// of windashRunes, or false when there are more than limit.
+func windashVariants(s string, limit int) ([]string, bool) {
 	toks := parseGlob(s, true)
 	out := []string{""}
 	for _, t := range toks {
@@ -466,12 +492,12 @@ func windashVariants(s string) []string {
 				next = append(next, o+a)
 			}
 		}
-		if len(next) > maxAlternatives {
-			return out
+		if len(next) > limit {
+			return nil, false
 		}
 		out = next
 	}
-	return out
+	return out, true
 }
 
 // orString matches when any of its matchers does (one value's alternatives).

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"math/bits"
 	"unicode"
 	"unicode/utf8"
 )
@@ -8,8 +9,9 @@ import (
 // multiContains matches "contains any of these literals", case-insensitively,
 // in one pass over the input: an Aho-Corasick automaton over ASCII-folded
 // bytes. Large keyword lists (some SigmaHQ rules hold hundreds) cost one scan
-// instead of one scan per keyword. Input with non-ASCII bytes goes to the
-// per-literal matchers, which fold Unicode exactly.
+// instead of one scan per keyword. Literals may hold non-ASCII runes that
+// have no case (windash's Unicode dashes: a rule of nine windash strings
+// expands to over a hundred literals); those match byte for byte.
 type multiContains struct {
 	classes [256]uint8 // byte (lower-cased) -> alphabet class; 0 = not in any literal
 	nclass  int
@@ -31,8 +33,8 @@ func isASCII(s string) bool {
 	return true
 }
 
-// newMultiContains builds the automaton; every literal must be ASCII and
-// non-empty.
+// newMultiContains builds the automaton; every literal must be non-empty
+// and mergeable (caselessNonASCII).
 func newMultiContains(lits []string) *multiContains {
 	m := &multiContains{nclass: 1}
 	for _, l := range lits {
@@ -103,19 +105,19 @@ func (m *multiContains) matchString(s string) bool {
 	for i := 0; i < len(s); i++ {
 		b := s[i]
 		if b >= utf8.RuneSelf {
-			return m.matchSlow(s)
+			// The literals' non-ASCII runes are caseless, so they match
+			// only themselves, byte for byte; of the input's non-ASCII
+			// runes only the Kelvin sign and long s fold to an ASCII
+			// letter.
+			switch r, size := utf8.DecodeRuneInString(s[i:]); r {
+			case '\u212A':
+				b, i = 'k', i+size-1
+			case '\u017F':
+				b, i = 's', i+size-1
+			}
 		}
 		st = m.delta[int(st)*m.nclass+int(m.classes[b])]
 		if m.accept[st] {
-			return true
-		}
-	}
-	return false
-}
-
-func (m *multiContains) matchSlow(s string) bool {
-	for _, sm := range m.slow {
-		if sm.matchString(s) {
 			return true
 		}
 	}
@@ -153,10 +155,22 @@ func mergeContainsUni(ms []stringMatcher) []stringMatcher {
 	return out
 }
 
+// caselessNonASCII reports whether every non-ASCII rune of s is valid and
+// has no case, so that a byte automaton that folds only ASCII matches s
+// exactly: windash's Unicode dashes, for instance.
+func caselessNonASCII(s string) bool {
+	for _, r := range s {
+		if r >= utf8.RuneSelf && (r == utf8.RuneError || unicode.SimpleFold(r) != r) {
+			return false
+		}
+	}
+	return true
+}
+
 func mergeContainsASCII(ms []stringMatcher) []stringMatcher {
 	var lits []string
 	for _, sm := range ms {
-		if c, ok := sm.(containsMatcher); ok && c.fold && c.lit != "" && isASCII(c.lit) {
+		if c, ok := sm.(containsMatcher); ok && c.fold && c.lit != "" && caselessNonASCII(c.lit) {
 			lits = append(lits, c.lit)
 		}
 	}
@@ -165,7 +179,7 @@ func mergeContainsASCII(ms []stringMatcher) []stringMatcher {
 	}
 	out := []stringMatcher{newMultiContains(lits)}
 	for _, sm := range ms {
-		if c, ok := sm.(containsMatcher); ok && c.fold && c.lit != "" && isASCII(c.lit) {
+		if c, ok := sm.(containsMatcher); ok && c.fold && c.lit != "" && caselessNonASCII(c.lit) {
 			continue
 		}
 		out = append(out, sm)
@@ -175,20 +189,22 @@ func mergeContainsASCII(ms []stringMatcher) []stringMatcher {
 
 // multiAffix matches "ends with (or starts with) any of these literals",
 // case-insensitively, with one walk of a trie over ASCII-folded bytes from
-// the anchored end of the input.
+// the anchored end of the input. The trie's edges live in one
+// open-addressed table keyed by (node, byte): the walk is on the hot path of
+// hundreds of SigmaHQ rules (Image|endswith lists), and a Go map per node
+// cost more than the rest of their evaluation.
 type multiAffix struct {
 	suffix bool
-	nodes  []affixNode
+	accept []bool // node → a literal ends here
+	keys   []uint32
+	next   []int32 // 0 = empty slot (the root is never a target)
+	mask   uint32
 	slow   []stringMatcher
 }
 
-type affixNode struct {
-	accept bool
-	next   map[byte]int32
-}
-
 func newMultiAffix(lits []string, suffix bool) *multiAffix {
-	m := &multiAffix{suffix: suffix, nodes: []affixNode{{}}}
+	m := &multiAffix{suffix: suffix, accept: []bool{false}}
+	edges := map[uint32]int32{}
 	for _, l := range lits {
 		if suffix {
 			m.slow = append(m.slow, suffixMatcher{lit: l, fold: true})
@@ -201,21 +217,36 @@ func newMultiAffix(lits []string, suffix bool) *multiAffix {
 			if suffix {
 				b = l[len(l)-1-i]
 			}
-			b = lowerASCII(b)
-			nx, ok := m.nodes[st].next[b]
+			k := uint32(st)<<8 | uint32(lowerASCII(b))
+			nx, ok := edges[k]
 			if !ok {
-				if m.nodes[st].next == nil {
-					m.nodes[st].next = map[byte]int32{}
-				}
-				nx = int32(len(m.nodes))
-				m.nodes[st].next[b] = nx
-				m.nodes = append(m.nodes, affixNode{})
+				nx = int32(len(m.accept))
+				edges[k] = nx
+				m.accept = append(m.accept, false)
 			}
 			st = nx
 		}
-		m.nodes[st].accept = true
+		m.accept[st] = true
+	}
+	size := 1 << bits.Len(uint(2*len(edges)))
+	m.keys, m.next, m.mask = make([]uint32, size), make([]int32, size), uint32(size-1)
+	for k, nx := range edges {
+		j := (k * gramHashMul) >> 8 & m.mask
+		for m.next[j] != 0 {
+			j = (j + 1) & m.mask
+		}
+		m.keys[j], m.next[j] = k, nx
 	}
 	return m
+}
+
+func (m *multiAffix) step(st int32, b byte) int32 {
+	k := uint32(st)<<8 | uint32(b)
+	for j := (k * gramHashMul) >> 8 & m.mask; ; j = (j + 1) & m.mask {
+		if nx := m.next[j]; nx == 0 || m.keys[j] == k {
+			return nx
+		}
+	}
 }
 
 func (m *multiAffix) matchString(s string) bool {
@@ -228,11 +259,10 @@ func (m *multiAffix) matchString(s string) bool {
 		if b >= utf8.RuneSelf {
 			return m.matchSlow(s)
 		}
-		nx, ok := m.nodes[st].next[lowerASCII(b)]
-		if !ok {
+		if st = m.step(st, lowerASCII(b)); st == 0 {
 			return false
 		}
-		if st = nx; m.nodes[st].accept {
+		if m.accept[st] {
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package detect
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -29,8 +30,19 @@ type RuleSet struct {
 	// with one look-up; the others are checked one by one. Both lists are
 	// in group order.
 	dispatchKey string
-	byDispatch  map[string][]int32
+	byDispatch  map[string]*dispatchBucket
 	undispatch  []int32
+}
+
+// dispatchBucket is the groups one value of the dispatch key leads to. When
+// enough of them also require a second key (EventID for Windows channels),
+// those are found by its value too: the Sysmon channel alone leads to some
+// twenty groups, one per EventID.
+type dispatchBucket struct {
+	groups []int32 // all of them, in group order
+	key    string  // the second key, "" when none
+	by     map[string][]int32
+	rest   []int32 // the groups that do not require key
 }
 
 // ruleGroup is the rules that share one event selection: an event is
@@ -122,19 +134,28 @@ func (rs *RuleSet) getScratch() *scratch {
 }
 
 func (rs *RuleSet) match(ev *schemas.Event, s *scratch, hits []int32) []int32 {
-	var bucket []int32
+	var bucket, rest []int32
 	if rs.dispatchKey != "" {
 		if v, ok := ev.UnmappedValue(rs.dispatchKey); ok {
-			bucket = rs.byDispatch[v]
+			bucket, rest = rs.byDispatch[v].lookup(ev)
 		}
 	}
+	// Merge the three sorted lists so groups run in order.
 	un := rs.undispatch
-	for len(un) > 0 || len(bucket) > 0 {
-		var gi int32
-		if len(bucket) == 0 || len(un) > 0 && un[0] < bucket[0] {
-			gi, un = un[0], un[1:]
-		} else {
-			gi, bucket = bucket[0], bucket[1:]
+	for len(un) > 0 || len(bucket) > 0 || len(rest) > 0 {
+		gi := int32(math.MaxInt32)
+		for _, l := range [...][]int32{un, bucket, rest} {
+			if len(l) > 0 {
+				gi = min(gi, l[0])
+			}
+		}
+		switch {
+		case len(un) > 0 && un[0] == gi:
+			un = un[1:]
+		case len(bucket) > 0 && bucket[0] == gi:
+			bucket = bucket[1:]
+		default:
+			rest = rest[1:]
 		}
 		g := &rs.groups[gi]
 		if !g.selects(ev) {
@@ -364,26 +385,104 @@ func (rs *RuleSet) buildDispatch() {
 		}
 		return
 	}
-	rs.dispatchKey, rs.byDispatch = best, map[string][]int32{}
+	rs.dispatchKey, rs.byDispatch = best, map[string]*dispatchBucket{}
+	// A group found through the dispatch key's value has that key's
+	// condition met by its selectors in the common case: test it last, so
+	// that a selector fails on its distinctive key (EventID) first.
+	for gi := range rs.groups {
+		for i := range rs.groups[gi].sels {
+			u := rs.groups[gi].sels[i].unmapped
+			slices.SortStableFunc(u, func(a, b unmappedSel) int {
+				switch {
+				case a.key == best && b.key != best:
+					return 1
+				case b.key == best && a.key != best:
+					return -1
+				}
+				return 0
+			})
+		}
+	}
 	for gi := range rs.groups {
 		g := &rs.groups[gi]
 		if !slices.Contains(g.requiredKeys(), best) {
 			rs.undispatch = append(rs.undispatch, int32(gi))
 			continue
 		}
-		seen := map[string]bool{}
-		for i := range g.sels {
-			for _, u := range g.sels[i].unmapped {
-				if u.key != best {
-					continue
-				}
-				for _, v := range u.values {
-					if !seen[v] {
-						seen[v] = true
-						rs.byDispatch[v] = append(rs.byDispatch[v], int32(gi))
-					}
+		for _, v := range g.acceptedValues(best) {
+			b := rs.byDispatch[v]
+			if b == nil {
+				b = &dispatchBucket{}
+				rs.byDispatch[v] = b
+			}
+			b.groups = append(b.groups, int32(gi))
+		}
+	}
+	for _, b := range rs.byDispatch {
+		b.split(rs.groups, best)
+	}
+}
+
+// acceptedValues lists the values of key that g's selectors accept.
+func (g *ruleGroup) acceptedValues(key string) []string {
+	var out []string
+	for i := range g.sels {
+		for _, u := range g.sels[i].unmapped {
+			if u.key != key {
+				continue
+			}
+			for _, v := range u.values {
+				if !slices.Contains(out, v) {
+					out = append(out, v)
 				}
 			}
+		}
+	}
+	return out
+}
+
+// lookup returns the bucket's groups that ev may select, as two sorted lists.
+func (b *dispatchBucket) lookup(ev *schemas.Event) (by, rest []int32) {
+	switch {
+	case b == nil:
+		return nil, nil
+	case b.key == "":
+		return b.groups, nil
+	}
+	if v, ok := ev.UnmappedValue(b.key); ok {
+		by = b.by[v]
+	}
+	return by, b.rest
+}
+
+// split indexes the bucket's groups by the key (other than first) most of
+// them require, when at least four do.
+func (b *dispatchBucket) split(groups []ruleGroup, first string) {
+	count := map[string]int{}
+	for _, gi := range b.groups {
+		for _, k := range groups[gi].requiredKeys() {
+			if k != first {
+				count[k]++
+			}
+		}
+	}
+	key := ""
+	for k, n := range count {
+		if n > count[key] || n == count[key] && k < key {
+			key = k
+		}
+	}
+	if count[key] < 4 {
+		return
+	}
+	b.key, b.by = key, map[string][]int32{}
+	for _, gi := range b.groups {
+		if !slices.Contains(groups[gi].requiredKeys(), key) {
+			b.rest = append(b.rest, gi)
+			continue
+		}
+		for _, v := range groups[gi].acceptedValues(key) {
+			b.by[v] = append(b.by[v], gi)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/watchfloor/watchfloor/detect"
 	"github.com/watchfloor/watchfloor/normalize"
 	"github.com/watchfloor/watchfloor/schemas"
 	"github.com/watchfloor/watchfloor/sink"
@@ -51,6 +52,10 @@ type PipelineConfig struct {
 	RetryMax      time.Duration // ceiling of the backoff between failed inserts
 	DrainTimeout  time.Duration // how long a shutdown may spend storing what is in flight
 }
+
+// earlyPublishTimeout bounds how long a worker waits for the stream to
+// acknowledge a batch's findings before leaving them to settle.
+const earlyPublishTimeout = 2 * time.Second
 
 // DefaultPipelineConfig suits one instance on a small machine.
 func DefaultPipelineConfig() PipelineConfig {
@@ -107,6 +112,7 @@ type Pipeline struct {
 	formats  *normalize.Registry
 	store    Store
 	findings FindingPublisher
+	corr     CorrPublisher // nil: correlations run inside Rules (in-process)
 	log      *slog.Logger
 	metrics  *Metrics
 	now      func() time.Time
@@ -278,11 +284,15 @@ type processed struct {
 	events      []schemas.Event
 	findings    []schemas.Finding
 	deadLetters []schemas.DeadLetter
+	corrInputs  []detect.CorrInput // routed correlations: published before the ack
 	redelivered bool
 	records     int
 	span        trace.Span // the batch span, ended once the message is settled
 	exceeded    bool       // delivered more than pipeline.max_deliver times: dead letters only
 	seq         uint64     // stream sequence, 0 if unknown
+	published   bool       // its findings are published (acknowledged by the stream)
+	// corrPublished: its correlation inputs are published (routed mode).
+	corrPublished bool
 	// Where this message's rows sit in its flush's Rows, so a flush the
 	// store refuses can be retried message by message.
 	evs, fis, dls [2]int
@@ -460,11 +470,32 @@ func (p *Pipeline) collect(ctx context.Context, results <-chan *processed) error
 func (p *Pipeline) settle(ctx context.Context, batch []*processed, rows *sink.Rows) (err error) {
 	defer func() { endBatches(batch, err) }()
 	flushAttrs := flushAttributes(batch, rows)
-	if len(rows.Findings) > 0 {
+	// The workers published most findings already; what failed there is
+	// published now, before anything is acked.
+	var unpublished []schemas.Finding
+	for _, r := range batch {
+		if !r.published && r.fis[1] > r.fis[0] {
+			unpublished = append(unpublished, rows.Findings[r.fis[0]:r.fis[1]]...)
+		}
+	}
+	if len(unpublished) > 0 {
 		if err := p.traceSettle(batch, SpanPublish, func() error {
-			return p.retry(ctx, batch, "publish findings", func(ctx context.Context) error { return p.findings.Publish(ctx, rows.Findings) })
+			return p.retry(ctx, batch, "publish findings", func(ctx context.Context) error { return p.findings.Publish(ctx, unpublished) })
 		}, flushAttrs...); err != nil {
 			return err
+		}
+	}
+	if p.corr != nil {
+		var ins []detect.CorrInput
+		for _, r := range batch {
+			if !r.corrPublished {
+				ins = append(ins, r.corrInputs...)
+			}
+		}
+		if len(ins) > 0 {
+			if err := p.retry(ctx, batch, "publish correlation inputs", func(ctx context.Context) error { return p.corr.Publish(ctx, ins) }); err != nil {
+				return err
+			}
 		}
 	}
 	start := p.now()

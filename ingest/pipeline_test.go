@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/watchfloor/watchfloor/ingest"
 	"github.com/watchfloor/watchfloor/internal/chtest"
 	"github.com/watchfloor/watchfloor/normalize"
+	"github.com/watchfloor/watchfloor/schemas"
 	"github.com/watchfloor/watchfloor/sink"
 )
 
@@ -52,11 +55,12 @@ func startJetStream(t *testing.T) (*server.Server, jetstream.JetStream) {
 }
 
 type harness struct {
-	js    jetstream.JetStream
-	sink  *sink.Sink
-	store ingest.Store // the sink unless a test wraps it
-	db    string
-	sent  int
+	js       jetstream.JetStream
+	sink     *sink.Sink
+	store    ingest.Store            // the sink unless a test wraps it
+	findings ingest.FindingPublisher // JetStream unless a test wraps it
+	db       string
+	sent     int
 }
 
 func newHarness(t *testing.T) *harness {
@@ -84,6 +88,13 @@ func (h *harness) run(t *testing.T) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h.runWith(t, rules, nil)
+}
+
+// runWith starts a pipeline with rules, routing correlation inputs to corr
+// when it is not nil.
+func (h *harness) runWith(t *testing.T, rules ingest.Rules, corr ingest.CorrPublisher) (stop func()) {
+	t.Helper()
 	cfg := ingest.DefaultPipelineConfig()
 	cfg.FlushInterval = 100 * time.Millisecond
 	cfg.FlushRows = 500
@@ -94,9 +105,16 @@ func (h *harness) run(t *testing.T) (stop func()) {
 	if h.store != nil {
 		store = h.store
 	}
-	p, err := ingest.NewPipeline(cfg, h.js, normalize.Builtin(), store, rules, &ingest.JetStreamFindings{JS: h.js}, nil, log)
+	var findings ingest.FindingPublisher = &ingest.JetStreamFindings{JS: h.js}
+	if h.findings != nil {
+		findings = h.findings
+	}
+	p, err := ingest.NewPipeline(cfg, h.js, normalize.Builtin(), store, rules, findings, nil, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if corr != nil {
+		p.RouteCorrelations(corr)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -354,5 +372,77 @@ func TestPipelineRefusedFlushIsSplit(t *testing.T) {
 	}
 	if got := h.count(t, "SELECT count() FROM $db.dead_letters WHERE position(raw, 'REFUSE-ME') > 0"); got != 1 {
 		t.Errorf("dead letters keeping the refused record's bytes = %d, want 1", got)
+	}
+}
+
+// flakyFindings publishes through JetStream but fails every call while
+// failing is set, and counts the successful publishes of each finding.
+type flakyFindings struct {
+	next    ingest.FindingPublisher
+	mu      sync.Mutex
+	failing bool
+	calls   int
+	times   map[string]int
+}
+
+func (f *flakyFindings) Publish(ctx context.Context, fs []schemas.Finding) error {
+	f.mu.Lock()
+	f.calls++
+	fail := f.failing
+	f.mu.Unlock()
+	if fail {
+		return errors.New("test: detections stream unavailable")
+	}
+	if err := f.next.Publish(ctx, fs); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, x := range fs {
+		f.times[x.ID.String()]++
+	}
+	return nil
+}
+
+// TestFindingsPublishedOnceBeforeAck checks the two publishing paths: the
+// worker publishes a batch's findings as soon as they are found, and the
+// flush publishes again only what the worker could not. Either way every
+// stored detection is published before its batch is acked.
+func TestFindingsPublishedOnceBeforeAck(t *testing.T) {
+	for _, failEarly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("worker publish fails=%v", failEarly), func(t *testing.T) {
+			h := newHarness(t)
+			ff := &flakyFindings{next: &ingest.JetStreamFindings{JS: h.js}, times: map[string]int{}}
+			h.findings = ff
+			lines := readLines(t, "../normalize/testdata/zeek/zat_json_dns.log")
+			for i := 0; i < 3; i++ {
+				h.publish(t, "agency-a", "zeek_dns", fmt.Sprintf("f%v:%d", failEarly, i), lines, nil)
+			}
+			if failEarly {
+				// Fail the workers' attempts, then let the flush's retry through.
+				ff.failing = true
+				time.AfterFunc(500*time.Millisecond, func() { ff.mu.Lock(); ff.failing = false; ff.mu.Unlock() })
+			}
+			stop := h.run(t)
+			h.waitStored(t, 30*time.Second)
+			stop()
+			stored := h.count(t, "SELECT uniqExact(detection_id) FROM $db.detections")
+			if stored == 0 {
+				t.Fatal("no detections stored: the test proves nothing")
+			}
+			ff.mu.Lock()
+			defer ff.mu.Unlock()
+			if uint64(len(ff.times)) != stored {
+				t.Errorf("%d findings published, %d stored", len(ff.times), stored)
+			}
+			for id, n := range ff.times {
+				if n != 1 {
+					t.Errorf("finding %s published %d times, want once", id, n)
+				}
+			}
+			if failEarly && ff.calls <= 3 {
+				t.Errorf("%d publish calls: the flush never retried what the workers could not publish", ff.calls)
+			}
+		})
 	}
 }

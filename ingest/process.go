@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -57,7 +58,7 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 		// A normalizer bug must not stop the pipeline or lose the batch.
 		if r := recover(); r != nil {
 			p.log.Error("panic while processing a batch", "subject", m.subject, "batch", m.msgID, "panic", r)
-			out.events, out.findings, out.deadLetters = nil, nil, nil
+			out.events, out.findings, out.deadLetters, out.corrInputs = nil, nil, nil, nil
 			out.records = 0
 			var directive func([]byte) bool
 			if f, ok := p.formats.Lookup(m.format); ok {
@@ -191,10 +192,41 @@ func (p *Pipeline) process(msg jetstream.Msg) (out *processed) {
 	})
 	normalizeSpan.End()
 	detectSpan := p.stage(ctx, SpanDetect)
-	for i := range out.events {
-		out.findings = rules.Eval(&out.events[i], out.findings)
+	if ce, ok := rules.(CorrEvaluator); ok && p.corr != nil {
+		for i := range out.events {
+			out.findings, out.corrInputs = ce.EvalCorr(&out.events[i], out.findings, out.corrInputs)
+		}
+	} else {
+		for i := range out.events {
+			out.findings = rules.Eval(&out.events[i], out.findings)
+		}
 	}
 	detectSpan.End()
+	if len(out.findings) > 0 {
+		// Page analysts now rather than when the batch's flush settles: at
+		// a second or more per flush that wait was most of the
+		// publish→detection latency. A failure is left to settle, which
+		// publishes again (same Nats-Msg-Id) before the ack.
+		publish := p.stage(ctx, SpanPublish)
+		pctx, cancel := context.WithTimeout(ctx, earlyPublishTimeout)
+		err := p.findings.Publish(pctx, out.findings)
+		cancel()
+		publish.End()
+		out.published = err == nil
+		if err != nil {
+			p.log.Debug("early publish of findings failed; retried when the batch settles", "subject", m.subject, "batch", m.msgID, "err", err)
+		}
+	}
+	if p.corr != nil && len(out.corrInputs) > 0 {
+		// Correlation inputs likewise: their owner decides sooner.
+		pctx, cancel := context.WithTimeout(ctx, earlyPublishTimeout)
+		err := p.corr.Publish(pctx, out.corrInputs)
+		cancel()
+		out.corrPublished = err == nil
+		if err != nil {
+			p.log.Debug("early publish of correlation inputs failed; retried when the batch settles", "subject", m.subject, "batch", m.msgID, "err", err)
+		}
+	}
 	out.records = idx
 	if want := h.Get(HeaderCount); want != "" && want != strconv.Itoa(idx) {
 		p.log.Warn("batch record count differs from its header", "subject", m.subject, "batch", m.msgID, "header", want, "records", idx)

@@ -33,8 +33,9 @@ type config struct {
 	Pipeline  ingest.PipelineConfig
 	Sink      sink.Config
 	RulesDir  string
-	DNS       dnsConfig // threat intel and DNS analytics (dns.go)
-	Metrics   string    // listen address for /metrics, /healthz, /readyz; "" disables
+	DNS       dnsConfig  // threat intel and DNS analytics (dns.go)
+	Corr      corrConfig // correlation rules: local or routed (corr.go)
+	Metrics   string     // listen address for /metrics, /healthz, /readyz; "" disables
 	OTel      otelConfig
 	MemLimit  int64 // soft memory limit for the Go runtime in MiB; 0 leaves GOMEMLIMIT / no limit
 	LogLevel  string
@@ -94,6 +95,7 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.DurationVar(&cfg.Pipeline.DrainTimeout, "pipeline.drain-timeout", d.Pipeline.DrainTimeout, "time a shutdown may spend storing in-flight rows")
 	fs.StringVar(&cfg.RulesDir, "rules", d.RulesDir, "directory of Sigma rules (*.yml), loaded at start")
 	dnsFlags(fs, &cfg.DNS, d.DNS)
+	corrFlags(fs, &cfg.Corr, d.Corr)
 	fs.StringVar(&cfg.Metrics, "metrics.listen", d.Metrics, "address for /metrics (Prometheus), /healthz and /readyz; empty disables")
 	fs.StringVar(&cfg.OTel.Endpoint, "otel.endpoint", "", "OTLP/HTTP endpoint for traces, e.g. http://otel-collector:4318 (path /v1/traces added when absent); empty disables tracing")
 	fs.Float64Var(&cfg.OTel.SampleRatio, "otel.sample-ratio", d.OTel.SampleRatio, "share of batches traced when they arrive without a sampled traceparent (0 to 1); sensors choose with --trace-sample")
@@ -112,6 +114,7 @@ func defaultConfig() config {
 		Sink:         sink.DefaultConfig(),
 		RulesDir:     "detect/rules",
 		DNS:          defaultDNSConfig(),
+		Corr:         defaultCorrConfig(),
 		Metrics:      "127.0.0.1:9464",
 		OTel:         otelConfig{ServiceName: "watchfloor"},
 		LogLevel:     "info",
@@ -238,6 +241,7 @@ func (c *config) validate(withRun bool) error {
 			}
 		}
 		errs = append(errs, c.DNS.validate()...)
+		errs = append(errs, c.Corr.validate()...)
 		if st, err := os.Stat(c.RulesDir); err != nil || !st.IsDir() {
 			errs = append(errs, fmt.Errorf("rules %q must be a directory of Sigma rules", c.RulesDir))
 		}

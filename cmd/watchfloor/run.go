@@ -125,8 +125,6 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if rules, err := rulebook.StaticSet(baseRules, detect.DefaultConfig()); err != nil {
 		return fmt.Errorf("load rules from %s: %w", cfg.RulesDir, err)
 	} else {
-		// Correlations run in this process: correct for one instance; several
-		// instances need detect/corrroute (see detect's package doc).
 		log.Info("rules loaded", "dir", cfg.RulesDir, "rules", rules.Len(), "correlations", rules.RuleSet().Correlations())
 	}
 	dnsDet, err := newDNSDetection(cfg.DNS, log)
@@ -213,19 +211,34 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	// Deployed rules: the soc_rules bucket overlays --rules and every change
 	// is compiled and swapped in whole; a batch sees one set (SetRules).
 	var p *ingest.Pipeline
+	var corr *routedCorrelation
 	watcher, err := startRulesWatcher(ctx, js, baseRules, func(set *rulebook.Set) {
 		if p != nil {
 			p.SetRules(dnsDet.rules(set))
+			corr.swap(set)
 		}
 	}, log)
 	if err != nil {
 		return err
 	}
-	p, err = ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, dnsDet.rules(watcher.Current()),
-		&ingest.JetStreamFindings{JS: js}, metrics, log)
+	// Correlations: routed through SOC_CORR to one owner per group (any
+	// number of instances), or in-process (one instance); see corr.go.
+	findings := &ingest.JetStreamFindings{JS: js}
+	corr, err = setupCorrelation(ctx, cfg.Corr, nc, js, watcher.Current(), s, findings, log)
 	if err != nil {
 		return err
 	}
+	p, err = ingest.NewPipeline(cfg.Pipeline, js, normalize.Builtin(), s, dnsDet.rules(watcher.Current()),
+		findings, metrics, log)
+	if err != nil {
+		return err
+	}
+	if corr != nil {
+		p.RouteCorrelations(corr.pub)
+	}
+	// The owner runs beside the pipeline and stops with it; inputs it has
+	// not acked stay in SOC_CORR for the instance that takes over.
+	defer corr.run(ctx)()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var watching conc.WaitGroup
 	watching.Go(func() {

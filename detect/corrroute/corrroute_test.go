@@ -2,6 +2,7 @@ package corrroute
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -57,17 +58,26 @@ func connect(t *testing.T, s *server.Server) jetstream.JetStream {
 	return js
 }
 
+// collector records which owner raised each distinct finding (a takeover
+// may hand the same finding id over again: the sink drops it).
 type collector struct {
 	mu  sync.Mutex
-	got map[string][]string // owner → users with a finding
+	got map[string]map[schemas.ID]bool // owner → finding ids
+	all map[schemas.ID]bool
 }
 
 func (c *collector) handler(owner string) Handler {
 	return func(_ context.Context, fs []schemas.Finding) error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		if c.got[owner] == nil {
+			c.got[owner] = map[schemas.ID]bool{}
+		}
 		for _, f := range fs {
-			c.got[owner] = append(c.got[owner], f.Matched[0]+"="+fmt.Sprint(len(f.EventIDs)))
+			if !c.all[f.ID] {
+				c.got[owner][f.ID] = true
+			}
+			c.all[f.ID] = true
 		}
 		return nil
 	}
@@ -76,12 +86,11 @@ func (c *collector) handler(owner string) Handler {
 func (c *collector) count() (int, map[string]int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n, per := 0, map[string]int{}
+	per := map[string]int{}
 	for o, l := range c.got {
-		n += len(l)
 		per[o] = len(l)
 	}
-	return n, per
+	return len(c.all), per
 }
 
 // TestOneOwnerPerGroup publishes the inputs of each group's matches from
@@ -105,11 +114,11 @@ func TestOneOwnerPerGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	col := &collector{got: map[string][]string{}}
+	col := &collector{got: map[string]map[schemas.ID]bool{}, all: map[schemas.ID]bool{}}
 	ctxA, stopA := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, name := range []string{"a", "b"} {
-		o, err := NewOwner(connect(t, srv), cfg, rs, detect.DefaultCorrelatorConfig(), col.handler(name), nil)
+		o, err := NewOwner(connect(t, srv), cfg, OwnerConfig{Rules: rs, Correlator: detect.DefaultCorrelatorConfig(), Handle: col.handler(name)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,5 +196,202 @@ func TestOneOwnerPerGroup(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n, _ := col.count(); n != 2*users {
 		t.Errorf("late duplicates: %d findings, want %d", n, 2*users)
+	}
+}
+
+func compileRules(t *testing.T, src string) *detect.RuleSet {
+	t.Helper()
+	rr, err := detect.ParseRules([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := detect.Compile(rr, detect.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// whoami returns the correlation inputs of user u's n-th whoami event.
+func whoami(t *testing.T, rs *detect.RuleSet, u, n int, at time.Time) []detect.CorrInput {
+	t.Helper()
+	ev := &schemas.Event{ID: schemas.EventID(fmt.Sprintf("takeover:%d", u), n), Agency: "doj",
+		Time: at, ClassUID: schemas.ClassProcess, ActivityID: 1,
+		Unmapped: []schemas.KV{{Key: "CommandLine", Value: "whoami /all"}, {Key: "User", Value: fmt.Sprint("user", u)}}}
+	ins := rs.CorrInputs(ev, rs.EvalHits(ev, nil), nil)
+	if len(ins) != 1 {
+		t.Fatalf("CorrInputs() = %d inputs, want 1", len(ins))
+	}
+	return ins
+}
+
+// idCollector keeps every finding id a handler was given.
+type idCollector struct {
+	mu    sync.Mutex
+	total int
+	ids   map[schemas.ID]int
+}
+
+func (c *idCollector) handle(_ context.Context, fs []schemas.Finding) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range fs {
+		c.total++
+		c.ids[f.ID]++
+	}
+	return nil
+}
+
+func (c *idCollector) counts() (total, unique int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total, len(c.ids)
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type runningOwner struct {
+	*Owner
+	stop func()
+}
+
+func startOwner(t *testing.T, ctx context.Context, srv *server.Server, cfg Config, oc OwnerConfig) *runningOwner {
+	t.Helper()
+	o, err := NewOwner(connect(t, srv), cfg, oc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	octx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := o.Run(octx); err != nil {
+			t.Errorf("owner: %v", err)
+		}
+	}()
+	r := &runningOwner{Owner: o, stop: func() { cancel(); <-done }}
+	t.Cleanup(r.stop)
+	return r
+}
+
+// TestTakeoverRebuildsWindows stops the owner of every partition in the
+// middle of its windows (two of three matches acked); the instance that
+// takes over rebuilds the windows from the stream, so the third match fires
+// each group's correlation exactly once. A rule swap on the new owner
+// rebuilds again and must not fire a second time.
+func TestTakeoverRebuildsWindows(t *testing.T) {
+	srv := startServer(t)
+	cfg := DefaultConfig()
+	cfg.Partitions, cfg.PinnedTTL, cfg.FetchWait = 4, 2*time.Second, 200*time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	js := connect(t, srv)
+	if err := Ensure(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	rs := compileRules(t, rules)
+	pub, err := NewPublisher(js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := &idCollector{ids: map[schemas.ID]int{}}
+	oc := OwnerConfig{Rules: rs, Span: 10 * time.Minute, Correlator: detect.DefaultCorrelatorConfig(), Handle: col.handle, Clock: time.Now}
+	const users = 6
+	t0 := time.Now().UTC()
+
+	a := startOwner(t, ctx, srv, cfg, oc)
+	for n := 0; n < 2; n++ {
+		for u := 0; u < users; u++ {
+			if err := pub.Publish(ctx, whoami(t, rs, u, n, t0.Add(time.Duration(n)*time.Second))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, "owner a to observe the first matches", 10*time.Second, func() bool { return a.Stats().Observed == 2*users })
+	// Let a's acks land, then stop it mid-window.
+	time.Sleep(300 * time.Millisecond)
+	a.stop()
+	if total, _ := col.counts(); total != 0 {
+		t.Fatalf("%d findings before the threshold", total)
+	}
+
+	b := startOwner(t, ctx, srv, cfg, oc)
+	// A redelivered batch republishes the first matches: duplicates.
+	for u := 0; u < users; u++ {
+		if err := pub.Publish(ctx, whoami(t, rs, u, 1, t0.Add(time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for u := 0; u < users; u++ {
+		if err := pub.Publish(ctx, whoami(t, rs, u, 2, t0.Add(2*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "one finding per user after the takeover", 15*time.Second, func() bool { _, u := col.counts(); return u == users })
+	st := b.Stats()
+	if st.Rebuilds == 0 || st.Replayed < 2*users {
+		t.Errorf("owner b stats %+v: want rebuilds and at least %d inputs replayed", st, 2*users)
+	}
+
+	// A rule swap rebuilds b's partitions from the stream: the consumed
+	// windows must not fire again (same finding ids at most).
+	b.SetRules(compileRules(t, rules), 10*time.Minute)
+	for u := 0; u < users; u++ { // a fresh first match for each group
+		if err := pub.Publish(ctx, whoami(t, rs, u, 3, t0.Add(3*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the swap's rebuild", 10*time.Second, func() bool { return b.Stats().Rebuilds > st.Rebuilds })
+	time.Sleep(500 * time.Millisecond)
+	total, unique := col.counts()
+	if unique != users {
+		t.Errorf("%d distinct findings (%d handed over), want %d: one per user", unique, total, users)
+	}
+	t.Logf("findings handed to the handler: %d, distinct: %d; owner b: %+v", total, unique, b.Stats())
+}
+
+// TestOwnerRejectsForeignAgency publishes an input whose payload names
+// another agency than its subject: the owner must not count it.
+func TestOwnerRejectsForeignAgency(t *testing.T) {
+	srv := startServer(t)
+	cfg := DefaultConfig()
+	cfg.Partitions, cfg.PinnedTTL, cfg.FetchWait = 1, 2*time.Second, 200*time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := connect(t, srv)
+	if err := Ensure(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	rs := compileRules(t, rules)
+	col := &idCollector{ids: map[schemas.ID]int{}}
+	o := startOwner(t, ctx, srv, cfg, OwnerConfig{Rules: rs, Correlator: detect.DefaultCorrelatorConfig(), Handle: col.handle})
+	t0 := time.Now().UTC()
+	for n := 0; n < 3; n++ {
+		ins := whoami(t, rs, 0, n, t0.Add(time.Duration(n)*time.Second))
+		data, _ := json.Marshal(ins[0])
+		subj := "soc.corr.dhs.0" // the payload says doj
+		if n == 2 {
+			subj = "soc.corr.doj.0"
+		}
+		if _, err := js.Publish(ctx, subj, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the owner to take the valid input", 10*time.Second, func() bool { return o.Stats().Observed >= 1 })
+	time.Sleep(300 * time.Millisecond)
+	if got := o.Stats().Observed; got != 1 {
+		t.Errorf("observed %d inputs, want 1: inputs whose agency is not their subject's are dropped", got)
+	}
+	if total, _ := col.counts(); total != 0 {
+		t.Errorf("%d findings from foreign inputs", total)
 	}
 }

@@ -526,3 +526,29 @@ func BenchmarkEvalFullState(b *testing.B) {
 		out = a.Eval(evs[i%len(evs)], out[:0])
 	}
 }
+
+// TestTunnelNameServiceDiscovery keeps Active Directory's domain controller
+// locator (long SRV names of _underscore labels) from looking like a tunnel,
+// while data carried next to such labels is still found.
+func TestTunnelNameServiceDiscovery(t *testing.T) {
+	a, err := New(DefaultConfig(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	psl, _ := intel.ParsePublicSuffixes(strings.NewReader("com\n"))
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"_ldap._tcp.default-first-site-name._sites.icemaiden-dc.icemaiden.com", false},
+		{"_ldap._tcp.pdc._msdcs.corp-headquarters-domain.example.com", false},
+		{"_kerberos._tcp.dc._msdcs.corp-headquarters-domain.example.com", false},
+		{"_x.aGVsbG8gd29ybGQgdGhpcyBpcyBleGZpbHRyYXRlZCBkYXRhIQ.t.example.com", true},
+		{"dGhpcyBpcyBleGZpbHRyYXRlZCBkYXRhIGZyb20gdGhlIGhvc3Q.example.com", true},
+	}
+	for _, tt := range tests {
+		if got, why := a.TunnelName(Split(tt.name, psl)); got != tt.want {
+			t.Errorf("TunnelName(%q) = %v (%s), want %v", tt.name, got, why, tt.want)
+		}
+	}
+}

@@ -215,7 +215,7 @@ func (a *Analyzer) popular(p Parts) bool {
 // TunnelName reports whether the labels below the registrable domain look
 // like encoded data, and the measure that decided it.
 func (a *Analyzer) TunnelName(p Parts) (bool, string) {
-	sub := p.Sub
+	sub := serviceLabelsOut(p.Sub)
 	if sub == "" {
 		return false, ""
 	}
@@ -237,6 +237,26 @@ func (a *Analyzer) TunnelName(p Parts) (bool, string) {
 		}
 	}
 	return false, ""
+}
+
+// serviceLabelsOut drops the underscore labels of service discovery names
+// (_ldap._tcp.dc._msdcs, _sites): Active Directory's domain controller
+// locator asks for long names of them all day, and they carry no data.
+func serviceLabelsOut(sub string) string {
+	if !strings.Contains(sub, "_") {
+		return sub
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(sub, ".") {
+		if l == "" || l[0] == '_' {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(l)
+	}
+	return b.String()
 }
 
 // tunnelTypes are record types tunnels favour for their payload capacity.

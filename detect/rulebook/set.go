@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/watchfloor/watchfloor/detect"
 	"github.com/watchfloor/watchfloor/schemas"
@@ -19,6 +20,7 @@ type Set struct {
 	revs     map[string]uint64   // rule id -> KV revision (absent: base rule, 0)
 	revision uint64              // highest bucket revision folded in
 	rules    []RuleInfo
+	span     time.Duration // longest correlation timespan
 }
 
 // RuleInfo describes one rule of a Set.
@@ -40,13 +42,42 @@ func (s *Set) Eval(ev *schemas.Event, out []schemas.Finding) []schemas.Finding {
 	} else {
 		out = s.rs.Eval(ev, out)
 	}
-	if len(s.revs) > 0 {
-		for i := n; i < len(out); i++ {
-			out[i].RuleRevision = s.revs[out[i].RuleID]
-		}
-	}
+	s.Stamp(out[n:])
 	return out
 }
+
+// EvalCorr is Eval for routed correlations (ingest.CorrEvaluator): it
+// appends the detection rules' findings and the correlation inputs of the
+// event's hits (detect.RuleSet.CorrInputs) instead of feeding the set's
+// in-process windows, which stay empty. It allocates nothing when no rule
+// matches.
+func (s *Set) EvalCorr(ev *schemas.Event, out []schemas.Finding, ins []detect.CorrInput) ([]schemas.Finding, []detect.CorrInput) {
+	n := len(out)
+	if s.corr == nil {
+		out = s.rs.Eval(ev, out)
+	} else {
+		hits := s.rs.EvalHits(ev, nil)
+		out = s.rs.Findings(ev, hits, out)
+		ins = s.rs.CorrInputs(ev, hits, ins)
+	}
+	s.Stamp(out[n:])
+	return out, ins
+}
+
+// Stamp sets each finding's RuleRevision to its rule's KV revision (a
+// correlation owner's findings come from the set's RuleSet directly).
+func (s *Set) Stamp(fs []schemas.Finding) {
+	if len(s.revs) == 0 {
+		return
+	}
+	for i := range fs {
+		fs[i].RuleRevision = s.revs[fs[i].RuleID]
+	}
+}
+
+// CorrelationSpan is the longest timespan of the set's correlation rules
+// (0 without any): how far back a correlation owner replays its inputs.
+func (s *Set) CorrelationSpan() time.Duration { return s.span }
 
 // Len is the number of rules in the set.
 func (s *Set) Len() int { return s.rs.Len() }
@@ -87,6 +118,11 @@ func buildSet(base []*detect.Rule, kv map[string]kvRule, revision uint64, cfg de
 		s.revs[id] = e.revision
 		s.rules = append(s.rules, RuleInfo{ID: id, Title: e.rule.Title, Level: e.rule.Level, Revision: e.revision, Source: "kv"})
 	}
+	for _, r := range rules {
+		if r.Correlation != nil && r.Correlation.Timespan > s.span {
+			s.span = r.Correlation.Timespan
+		}
+	}
 	sort.Slice(rules, func(i, j int) bool { return rules[i].ID < rules[j].ID })
 	sort.Slice(s.rules, func(i, j int) bool { return s.rules[i].ID < s.rules[j].ID })
 	rs, err := detect.Compile(rules, cfg)
@@ -95,8 +131,9 @@ func buildSet(base []*detect.Rule, kv map[string]kvRule, revision uint64, cfg de
 	}
 	s.rs = rs
 	if rs.Correlations() > 0 {
-		// Correlation windows live in the Correlating: a new rule set starts
-		// them afresh (a known limit of swapping; see the package doc).
+		// In-process (local) correlation windows live in the Correlating: a
+		// new rule set starts them afresh. Routed correlations (EvalCorr)
+		// leave it empty; their owner rebuilds windows on a swap.
 		if s.corr, err = detect.NewCorrelating(rs, detect.DefaultCorrelatorConfig()); err != nil {
 			return nil, fmt.Errorf("correlations: %w", err)
 		}

@@ -1,8 +1,10 @@
 // Package rulebook keeps Watchfloor's deployed Sigma rules in the JetStream
 // KeyValue bucket soc_rules (one key per rule id, KV history as the version
 // record), and turns the bucket into a live, atomically swapped rule set for
-// the pipeline (Watcher). Correlation rules run in-process per Set; a swap
-// starts their windows afresh. It also runs the test sidecars (rule.tests.yml) that
+// the pipeline (Watcher). Correlation rules run in-process per Set (Eval;
+// a swap starts their windows afresh) or, routed across instances, give
+// their inputs to detect/corrroute (EvalCorr; see detect's package doc).
+// It also runs the test sidecars (rule.tests.yml) that
 // `watchfloor rules test|push` require, and generates the NATS permissions
 // that let only detection engineers write the bucket (perms.go).
 package rulebook

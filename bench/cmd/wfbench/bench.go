@@ -348,14 +348,42 @@ type pipelineProc struct {
 	log *bytes.Buffer
 }
 
+// runRules returns the rules directory for the pipeline: --rules itself, or,
+// when the probes' rules live elsewhere, a copy of both side by side, so
+// that a run with SigmaHQ's rules still measures publish→detection.
+func runRules(cfg Config) (string, error) {
+	if cfg.ProbeRules == "" {
+		return cfg.Rules, nil
+	}
+	a, errA := filepath.Abs(cfg.Rules)
+	b, errB := filepath.Abs(cfg.ProbeRules)
+	if errA != nil || errB != nil || a == b {
+		return cfg.Rules, nil
+	}
+	dir := cfg.DataDir + "-rules"
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	for sub, src := range map[string]string{"rules": cfg.Rules, "probe": cfg.ProbeRules} {
+		if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(src)); err != nil {
+			return "", fmt.Errorf("copy rules %s: %w", src, err)
+		}
+	}
+	return dir, nil
+}
+
 func startPipeline(ctx context.Context, cfg Config, natsAddr, metricsAddr string) (*pipelineProc, error) {
+	rules, err := runRules(cfg)
+	if err != nil {
+		return nil, err
+	}
 	args := append([]string{"run",
 		"--data-dir", cfg.DataDir,
 		"--nats.listen", natsAddr,
 		"--clickhouse.addr", cfg.ClickHouse,
 		"--clickhouse.database", cfg.Database,
 		"--metrics.listen", metricsAddr,
-		"--rules", cfg.Rules,
+		"--rules", rules,
 		"--clickhouse.event-retention-days", "0",
 	}, cfg.RunArgs...)
 	p := &pipelineProc{log: new(bytes.Buffer)}

@@ -40,11 +40,12 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"rate", func(c *Config) { c.Rate = -1 }, "--rate"},
 		{"database", func(c *Config) { c.Database = "x; DROP" }, "--database"},
 		{"binary", func(c *Config) { c.Watchfloor = "/nope" }, "--watchfloor"},
+		{"probe rules", func(c *Config) { c.ProbeRules = "/nope" }, "--probe-rules"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := defaultConfig()
 			c.Watchfloor = os.Args[0] // any existing file
-			c.Rules = "../../../detect/rules"
+			c.Rules, c.ProbeRules = "../../../detect/rules", "../../../detect/rules"
 			tt.mod(&c)
 			err := c.Validate()
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -68,7 +69,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	cfg := defaultConfig()
 	cfg.Watchfloor = bin
-	cfg.Rules = "../../../detect/rules"
+	cfg.Rules, cfg.ProbeRules = "../../../detect/rules", "../../../detect/rules"
 	cfg.ClickHouse = addr
 	cfg.CHPidFile = ""
 	cfg.Database = db
@@ -106,5 +107,38 @@ func TestBenchSmoke(t *testing.T) {
 	svg, _ := os.ReadFile(cfg.Out + ".svg")
 	if !strings.HasPrefix(string(svg), "<svg") || !strings.Contains(string(svg), "<polyline") {
 		t.Errorf("plot is not an SVG with lines: %.80s", svg)
+	}
+}
+
+func TestRunRulesAddsProbeRules(t *testing.T) {
+	dir := t.TempDir()
+	sigma, probe := filepath.Join(dir, "sigma"), filepath.Join(dir, "probe")
+	for d, f := range map[string]string{sigma: "a.yml", probe: "wpad.yml"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, f), []byte("title: "+f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := defaultConfig()
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.Rules, cfg.ProbeRules = sigma, probe
+	got, err := runRules(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"rules/a.yml", "probe/wpad.yml"} {
+		if _, err := os.Stat(filepath.Join(got, f)); err != nil {
+			t.Errorf("combined rules dir %s lacks %s: %v", got, f, err)
+		}
+	}
+	cfg.ProbeRules = sigma + "/"
+	if got, _ := runRules(cfg); got != sigma {
+		t.Errorf("runRules(same dir) = %s, want --rules itself", got)
+	}
+	cfg.ProbeRules = ""
+	if got, _ := runRules(cfg); got != sigma {
+		t.Errorf("runRules(no probe rules) = %s, want --rules itself", got)
 	}
 }

@@ -16,6 +16,7 @@ type Config struct {
 	Watchfloor   string   // path of the watchfloor binary
 	RunArgs      []string // extra flags for watchfloor run
 	Rules        string   // --rules for the pipeline
+	ProbeRules   string   // rules the latency probes need, added to Rules when it lacks them
 	ClickHouse   string   // native host:port
 	CHPidFile    string   // pid file of the ClickHouse server, for its CPU and RSS
 	Database     string   // created for the run; dropped after it unless KeepDatabase
@@ -36,6 +37,7 @@ func defaultConfig() Config {
 	return Config{
 		Watchfloor: "bin/watchfloor",
 		Rules:      "detect/rules",
+		ProbeRules: "detect/rules",
 		ClickHouse: "127.0.0.1:19000",
 		CHPidFile:  ".data/clickhouse/pid",
 		// A database per run: a pipeline still draining from an earlier run
@@ -63,6 +65,7 @@ func (c *Config) flags() *flag.FlagSet {
 	fs.StringVar(&c.Watchfloor, "watchfloor", c.Watchfloor, "watchfloor binary to benchmark (make build puts it in bin/)")
 	fs.Var((*listFlag)(&c.RunArgs), "run-arg", "extra flag for watchfloor run, repeatable (e.g. --run-arg=--pipeline.workers=4)")
 	fs.StringVar(&c.Rules, "rules", c.Rules, "rules directory for the pipeline (e.g. ../shared/corpus/sigma/rules for all of SigmaHQ)")
+	fs.StringVar(&c.ProbeRules, "probe-rules", c.ProbeRules, "directory holding the rule the latency probes trigger (the bundled WPAD rule); added to --rules when that is another directory, empty to leave --rules alone")
 	fs.StringVar(&c.ClickHouse, "clickhouse", c.ClickHouse, "ClickHouse native host:port")
 	fs.StringVar(&c.CHPidFile, "clickhouse-pid-file", c.CHPidFile, "pid file of that ClickHouse server, to report its CPU and RSS (empty skips)")
 	fs.StringVar(&c.Database, "database", c.Database, "ClickHouse database for the run (dropped first if it exists)")
@@ -88,6 +91,9 @@ func (c *Config) Validate() error {
 	}
 	if st, err := os.Stat(c.Rules); err != nil || !st.IsDir() {
 		errs = append(errs, fmt.Errorf("--rules %q must be a directory", c.Rules))
+	}
+	if st, err := os.Stat(c.ProbeRules); c.ProbeRules != "" && (err != nil || !st.IsDir()) {
+		errs = append(errs, fmt.Errorf("--probe-rules %q must be a directory or empty", c.ProbeRules))
 	}
 	if err := ingest.ValidateAgency(strings.ReplaceAll(c.Database, "_", "-")); err != nil || strings.ContainsAny(c.Database, "-.") {
 		errs = append(errs, fmt.Errorf("--database %q must be [a-z0-9_]+", c.Database))
