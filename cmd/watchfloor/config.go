@@ -56,7 +56,7 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.IntVar(&cfg.Sink.EventRetentionDays, "clickhouse.event-retention-days", d.Sink.EventRetentionDays, "days events are kept (TTL on servers that have it; 0 keeps forever)")
 	fs.IntVar(&cfg.Sink.DetectionRetentionDays, "clickhouse.detection-retention-days", d.Sink.DetectionRetentionDays, "days detections are kept")
 	fs.IntVar(&cfg.Sink.DeadLetterRetentionDays, "clickhouse.dead-letter-retention-days", d.Sink.DeadLetterRetentionDays, "days dead letters are kept")
-	fs.StringVar(&cfg.Sink.Compression, "clickhouse.compression", d.Sink.Compression, "compression of the native protocol's data blocks: lz4, zstd or none (none saves client CPU on loopback)")
+	fs.StringVar(&cfg.Sink.Compression, "clickhouse.compression", d.Sink.Compression, "compression of the native protocol's data blocks: auto (none when ClickHouse is on loopback, else lz4), lz4, zstd or none")
 	fs.IntVar(&cfg.Sink.InsertConns, "clickhouse.insert-conns", d.Sink.InsertConns, "concurrent INSERTs one flush of events is split into, each on its own connection (1 to 8)")
 	fs.IntVar(&cfg.Sink.BlockRows, "clickhouse.block-rows", d.Sink.BlockRows, "rows per native block sent within one INSERT; the server merges the blocks of an INSERT into one part (1000 to 1000000)")
 	fs.StringVar(&cfg.LogLevel, "log.level", d.LogLevel, "log level: debug, info, warn or error")
