@@ -28,7 +28,12 @@ type columnWriter struct {
 
 // scratch holds the reusable column buffers of one insert.
 type scratch struct {
-	strs  []string
+	strs []string
+	// Array rows: a *string boxes without allocating (a string does not),
+	// and each row slice is passed boxed from boxedRows.
+	ptrs  boxedRows[*string]
+	u8s   boxedRows[uint8]
+	u32s  boxedRows[*uint32]
 	u8    []uint8
 	u16   []uint16
 	u32   []uint32
@@ -44,6 +49,33 @@ type scratch struct {
 func (sc *scratch) release() {
 	clear(sc.strs[:cap(sc.strs)])
 	sc.strs = sc.strs[:0]
+	clear(sc.ptrs.buf)
+	clear(sc.u32s.buf)
+}
+
+// boxedRows passes Array rows to clickhouse-go's AppendRow(any) without an
+// allocation per row: converting a slice to an interface copies its header
+// to the heap, so the interface of each length is made once, over one
+// reused backing array whose contents change from row to row.
+type boxedRows[V any] struct {
+	buf   []V
+	boxes []any // boxes[n] holds buf[:n]
+}
+
+// row returns a buffer for a row of n values and the interface that holds
+// it; the buffer is valid until the next call.
+func (b *boxedRows[V]) row(n int) ([]V, any) {
+	if n > len(b.buf) {
+		b.buf = make([]V, max(n, 2*len(b.buf), 16))
+		b.boxes = b.boxes[:0]
+	}
+	for len(b.boxes) <= n {
+		b.boxes = append(b.boxes, nil)
+	}
+	if b.boxes[n] == nil {
+		b.boxes[n] = b.buf[:n:n]
+	}
+	return b.buf[:n], b.boxes[n]
 }
 
 func (w *columnWriter) add(v any) {
@@ -56,37 +88,28 @@ func (w *columnWriter) add(v any) {
 	w.i++
 }
 
-// addRows appends one value per row to an Array column through
-// AppendRow, clickhouse-go's reflection-free path for one-level arrays.
-func addRows[T any, V any](w *columnWriter, rows []T, f func(*T) []V) {
-	if w.err != nil {
-		return
-	}
-	c := w.b.Column(w.i)
-	for i := range rows {
-		if err := c.AppendRow(f(&rows[i])); err != nil {
-			w.err = fmt.Errorf("append column %d row %d: %w", w.i, i, err)
-			return
-		}
-	}
-	w.i++
+// addStrings appends an Array(String) column through pointers to the
+// rows' strings: clickhouse-go boxes every array element into an
+// interface, which costs an allocation per string but none per pointer.
+func addStrings[T any](w *columnWriter, rows []T, n func(*T) int, get func(*T, int) *string) {
+	addBoxed(w, &w.sc.ptrs, rows, n, get)
 }
 
-// addNested appends an Array column taken from a slice of structs in each
-// row (observables, unmapped pairs), through one reused row buffer.
-func addNested[T any, V any](w *columnWriter, buf *[]V, rows []T, n func(*T) int, get func(*T, int) V) {
+// addBoxed appends an Array column, one row per element of rows, with rows
+// passed through b (see boxedRows).
+func addBoxed[T any, V any](w *columnWriter, b *boxedRows[V], rows []T, n func(*T) int, get func(*T, int) V) {
 	if w.err != nil {
 		return
 	}
 	c := w.b.Column(w.i)
 	for i := range rows {
 		r := &rows[i]
-		row := (*buf)[:0]
-		for j, k := 0, n(r); j < k; j++ {
-			row = append(row, get(r, j))
+		k := n(r)
+		buf, boxed := b.row(k)
+		for j := 0; j < k; j++ {
+			buf[j] = get(r, j)
 		}
-		*buf = row
-		if err := c.AppendRow(row); err != nil {
+		if err := c.AppendRow(boxed); err != nil {
 			w.err = fmt.Errorf("append column %d row %d: %w", w.i, i, err)
 			return
 		}
@@ -143,14 +166,14 @@ func appendEvents(b driver.Batch, sc *scratch, evs []schemas.Event) error {
 	w.add(fill(&w.sc.strs, evs, func(e *E) string { return e.DNS.RCode }))
 	w.add(fill(&w.sc.i32, evs, func(e *E) int32 { return e.DNS.RCodeID }))
 	w.add(fill(&w.sc.u32, evs, func(e *E) uint32 { return e.DNS.TransactionID }))
-	addRows(w, evs, func(e *E) []string { return e.DNS.Answers })
-	addRows(w, evs, func(e *E) []uint32 { return e.DNS.TTLs })
+	addStrings(w, evs, func(e *E) int { return len(e.DNS.Answers) }, func(e *E, i int) *string { return &e.DNS.Answers[i] })
+	addBoxed(w, &w.sc.u32s, evs, func(e *E) int { return len(e.DNS.TTLs) }, func(e *E, i int) *uint32 { return &e.DNS.TTLs[i] })
 	w.add(fill(&w.sc.f64, evs, func(e *E) float64 { return e.DNS.RTT }))
-	addNested(w, &w.sc.u8, evs, func(e *E) int { return len(e.Observables) }, func(e *E, i int) uint8 { return e.Observables[i].TypeID })
-	addNested(w, &w.sc.strs, evs, func(e *E) int { return len(e.Observables) }, func(e *E, i int) string { return e.Observables[i].Name })
-	addNested(w, &w.sc.strs, evs, func(e *E) int { return len(e.Observables) }, func(e *E, i int) string { return e.Observables[i].Value })
-	addNested(w, &w.sc.strs, evs, func(e *E) int { return len(e.Unmapped) }, func(e *E, i int) string { return e.Unmapped[i].Key })
-	addNested(w, &w.sc.strs, evs, func(e *E) int { return len(e.Unmapped) }, func(e *E, i int) string { return e.Unmapped[i].Value })
+	addBoxed(w, &w.sc.u8s, evs, func(e *E) int { return len(e.Observables) }, func(e *E, i int) uint8 { return e.Observables[i].TypeID })
+	addStrings(w, evs, func(e *E) int { return len(e.Observables) }, func(e *E, i int) *string { return &e.Observables[i].Name })
+	addStrings(w, evs, func(e *E) int { return len(e.Observables) }, func(e *E, i int) *string { return &e.Observables[i].Value })
+	addStrings(w, evs, func(e *E) int { return len(e.Unmapped) }, func(e *E, i int) *string { return &e.Unmapped[i].Key })
+	addStrings(w, evs, func(e *E) int { return len(e.Unmapped) }, func(e *E, i int) *string { return &e.Unmapped[i].Value })
 	w.add(fill(&w.sc.strs, evs, func(e *E) string { return e.Raw }))
 	w.add(fill(&w.sc.strs, evs, func(e *E) string { return e.Network.Direction }))
 	w.add(fill(&w.sc.u64, evs, func(e *E) uint64 { return e.Network.BytesIn }))
@@ -189,7 +212,7 @@ func appendFindings(b driver.Batch, sc *scratch, fs []schemas.Finding) error {
 	w.add(fill(&w.sc.u64, fs, func(f *F) uint64 { return f.RuleRevision }))
 	w.add(fill(&w.sc.u8, fs, func(f *F) uint8 { return f.SeverityID }))
 	w.add(fill(&w.sc.u32, fs, func(f *F) uint32 { return f.EventClass }))
-	addRows(w, fs, func(f *F) []string { return f.Tags })
+	addStrings(w, fs, func(f *F) int { return len(f.Tags) }, func(f *F, i int) *string { return &f.Tags[i] })
 	if w.err == nil && w.i != len(schemas.FindingColumns) {
 		return fmt.Errorf("detections: wrote %d columns, table has %d", w.i, len(schemas.FindingColumns))
 	}
