@@ -264,3 +264,63 @@ func TestWriteRetryAfterPartialFailure(t *testing.T) {
 }
 
 func replaceDB(q, db string) string { return strings.ReplaceAll(q, "$db", db) }
+
+// TestWriteArraysRoundTrip stores rows whose array columns differ in
+// length and content from row to row (the sink reuses one row buffer per
+// length) and reads every one back.
+func TestWriteArraysRoundTrip(t *testing.T) {
+	s := openSink(t)
+	ctx := context.Background()
+	rows := &sink.Rows{}
+	want := map[string]string{}
+	for i := 0; i < 300; i++ {
+		ev := sampleEvent(i)
+		ev.DNS.Answers, ev.DNS.TTLs, ev.Unmapped, ev.Observables = nil, nil, nil, nil
+		for j := 0; j < i%5; j++ {
+			ev.DNS.Answers = append(ev.DNS.Answers, fmt.Sprintf("192.0.%d.%d", i%250, j))
+			ev.DNS.TTLs = append(ev.DNS.TTLs, uint32(1000*i+j))
+			ev.AddUnmapped(fmt.Sprintf("k%d", j), fmt.Sprintf("v%d-%d", i, j))
+		}
+		for j := 0; j < i%3; j++ {
+			ev.AddObservable(schemas.ObservableIP, "answers.rdata", fmt.Sprintf("o%d-%d", i, j))
+		}
+		rows.Events = append(rows.Events, ev)
+		want[ev.DNS.QueryHostname] = fmt.Sprint(ev.DNS.Answers, ev.DNS.TTLs, ev.Unmapped, ev.Observables)
+	}
+	if err := s.Write(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Conn().Query(ctx, "SELECT dns_query_hostname, dns_answers, dns_ttls, unmapped_keys, unmapped_values, observables_type_id, observables_name, observables_value FROM "+s.Database()+".events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for r.Next() {
+		var host string
+		var answers, uk, uv, on, ov []string
+		var ttls []uint32
+		var ot []uint8
+		if err := r.Scan(&host, &answers, &ttls, &uk, &uv, &ot, &on, &ov); err != nil {
+			t.Fatal(err)
+		}
+		var ev schemas.Event
+		ev.DNS.Answers, ev.DNS.TTLs = answers, ttls
+		for j := range uk {
+			ev.AddUnmapped(uk[j], uv[j])
+		}
+		for j := range ot {
+			ev.AddObservable(ot[j], on[j], ov[j])
+		}
+		if len(answers) == 0 {
+			ev.DNS.Answers, ev.DNS.TTLs = nil, nil
+		}
+		if got := fmt.Sprint(ev.DNS.Answers, ev.DNS.TTLs, ev.Unmapped, ev.Observables); got != want[host] {
+			t.Errorf("%s: stored %s, wrote %s", host, got, want[host])
+		}
+		n++
+	}
+	if n != 300 {
+		t.Errorf("read back %d rows, want 300", n)
+	}
+}
