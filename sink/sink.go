@@ -66,7 +66,7 @@ func DefaultConfig() Config {
 		DetectionRetentionDays:  3 * 365,
 		DeadLetterRetentionDays: 90,
 		Compression:             "auto",
-		InsertConns:             2,
+		InsertConns:             1,
 		BlockRows:               8192,
 	}
 }
