@@ -82,6 +82,7 @@ func flagSet(name string, cfg *config, withRun bool) *flag.FlagSet {
 	fs.Int64Var(&cfg.Streams.RawMaxBytes, "nats.raw-max-bytes", d.Streams.RawMaxBytes, "SOC_RAW size limit in bytes; when full, sensors are pushed back (they spool)")
 	fs.DurationVar(&cfg.Streams.RawMaxAge, "nats.raw-max-age", d.Streams.RawMaxAge, "how long unprocessed raw batches are kept in SOC_RAW")
 	fs.DurationVar(&cfg.Streams.DuplicateWindow, "nats.duplicate-window", d.Streams.DuplicateWindow, "window in which a resent batch (same Nats-Msg-Id) is dropped")
+	fs.DurationVar(&cfg.Streams.DetectionsDuplicateWindow, "nats.detections-duplicate-window", d.Streams.DetectionsDuplicateWindow, "window in which a republished finding is dropped from SOC_DETECTIONS; longer than pipeline.ack-wait, and the server holds every finding id of it in memory")
 	fs.StringVar(&cfg.Pipeline.Durable, "pipeline.durable", d.Pipeline.Durable, "durable consumer name shared by all pipeline instances")
 	fs.IntVar(&cfg.Pipeline.Workers, "pipeline.workers", d.Pipeline.Workers, "worker goroutines that decode, normalize and evaluate batches")
 	fs.IntVar(&cfg.Pipeline.FetchBatch, "pipeline.fetch-batch", d.Pipeline.FetchBatch, "raw batches pulled per request")
@@ -201,6 +202,9 @@ func (c *config) validate(withRun bool) error {
 		}
 		if err := c.Streams.Validate(); err != nil {
 			errs = append(errs, err)
+		}
+		if c.Streams.DetectionsDuplicateWindow <= c.Pipeline.AckWait {
+			errs = append(errs, fmt.Errorf("nats.detections-duplicate-window (%s) must be longer than pipeline.ack-wait (%s): findings republished after a crash would reach subscribers twice", c.Streams.DetectionsDuplicateWindow, c.Pipeline.AckWait))
 		}
 		if c.Streams.DuplicateWindow <= c.Pipeline.AckWait {
 			errs = append(errs, fmt.Errorf("nats.duplicate-window (%s) must be longer than pipeline.ack-wait (%s): findings republished after a crash would be stored twice", c.Streams.DuplicateWindow, c.Pipeline.AckWait))

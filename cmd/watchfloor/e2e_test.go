@@ -280,6 +280,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"rules", []string{"--rules", "/does/not/exist"}, `rules "/does/not/exist" must be a directory`},
 		{"unknown flag", []string{"--no-such-flag"}, "no-such-flag"},
 		{"dup window", []string{"--nats.duplicate-window", "1m", "--pipeline.ack-wait", "2m"}, "nats.duplicate-window (1m0s) must be longer than pipeline.ack-wait"},
+		{"detections dup window", []string{"--nats.detections-duplicate-window", "2m", "--pipeline.ack-wait", "2m"}, "nats.detections-duplicate-window (2m0s) must be longer than pipeline.ack-wait"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
