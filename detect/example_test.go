@@ -100,3 +100,20 @@ correlation:
 	// Output:
 	// ssh-bruteforce high [T1110.001] 3 events
 }
+
+func ExampleParseGlob() {
+	for _, t := range detect.ParseGlob(`\*.exe* -enc?`, true) {
+		switch t.Kind {
+		case detect.GlobStar:
+			fmt.Print("[any]")
+		case detect.GlobOne:
+			fmt.Print("[one]")
+		case detect.GlobDash:
+			fmt.Print("[dash]")
+		default:
+			fmt.Print(string(t.Rune))
+		}
+	}
+	fmt.Println()
+	// Output: *.exe[any] [dash]enc[one]
+}

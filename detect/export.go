@@ -67,3 +67,35 @@ func AttributeKind(name string) (kind string, ok bool) {
 	}
 	return "string", true
 }
+
+// GlobKind is the kind of one token of a Sigma value.
+type GlobKind uint8
+
+// The token kinds of ParseGlob.
+const (
+	GlobLiteral GlobKind = GlobKind(tokLit)  // one literal rune
+	GlobOne     GlobKind = GlobKind(tokOne)  // ? : exactly one rune
+	GlobStar    GlobKind = GlobKind(tokStar) // * : any run of runes
+	GlobDash    GlobKind = GlobKind(tokDash) // windash: any of WindashRunes
+)
+
+// GlobToken is one token of a Sigma value.
+type GlobToken struct {
+	Kind GlobKind
+	Rune rune // the literal rune, or the dash as written
+}
+
+// WindashRunes are the characters the windash modifier treats as alike.
+func WindashRunes() []rune { return append([]rune(nil), windashRunes[:]...) }
+
+// ParseGlob tokenizes a Sigma value by the specification's escaping rules
+// (runs of stars collapsed), exactly as the streaming engine does, so that
+// the backtest compiler reads values the same way.
+func ParseGlob(s string, windash bool) []GlobToken {
+	toks := parseGlob(s, windash)
+	out := make([]GlobToken, len(toks))
+	for i, t := range toks {
+		out[i] = GlobToken{Kind: GlobKind(t.kind), Rune: t.r}
+	}
+	return out
+}

@@ -23,7 +23,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/watchfloor/watchfloor/detect"
 )
@@ -704,7 +703,7 @@ func globRegexp(toks []ptok) string {
 		case tokOne:
 			b.WriteString(".")
 		case tokDash:
-			b.WriteString("[-/–—―]")
+			b.WriteString("[" + string(detect.WindashRunes()) + "]") // '-' first: literal in a class
 		default:
 			b.WriteString(regexp.QuoteMeta(string(t.r)))
 		}
@@ -803,30 +802,22 @@ type ptok struct {
 	r    rune
 }
 
+// parseGlob is detect.ParseGlob in this file's token type.
 func parseGlob(s string, windash bool) []ptok {
-	toks := make([]ptok, 0, len(s))
-	prevWord := false
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == '\\' && i+1 < len(s) && (s[i+1] == '*' || s[i+1] == '?' || s[i+1] == '\\'):
-			toks = append(toks, ptok{kind: tokLit, r: rune(s[i+1])})
-			prevWord = false
-			i += 2
-			continue
-		case r == '*':
-			toks = append(toks, ptok{kind: tokStar})
-		case r == '?':
-			toks = append(toks, ptok{kind: tokOne})
-		case windash && (r == '-' || r == '/') && !prevWord && i+1 < len(s) && isWordByte(s[i+1]):
-			toks = append(toks, ptok{kind: tokDash, r: r})
-		default:
-			toks = append(toks, ptok{kind: tokLit, r: r})
+	var out []ptok
+	for _, t := range detect.ParseGlob(s, windash) {
+		k := tokLit
+		switch t.Kind {
+		case detect.GlobOne:
+			k = tokOne
+		case detect.GlobStar:
+			k = tokStar
+		case detect.GlobDash:
+			k = tokDash
 		}
-		prevWord = r < utf8.RuneSelf && isWordByte(byte(r)) || r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r))
-		i += size
+		out = append(out, ptok{kind: k, r: t.Rune})
 	}
-	return collapseStars(toks)
+	return out
 }
 
 func collapseStars(toks []ptok) []ptok {
@@ -838,8 +829,4 @@ func collapseStars(toks []ptok) []ptok {
 		out = append(out, t)
 	}
 	return out
-}
-
-func isWordByte(b byte) bool {
-	return b == '_' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
 }
