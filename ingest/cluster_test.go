@@ -252,7 +252,9 @@ func TestClusterFailover(t *testing.T) {
 	sc := ingest.DefaultStreamConfig()
 	sc.Replicas = 3
 	sc.RawMaxBytes = 256 << 20
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// One deadline for the whole test: failover waits out an AckWait or two,
+	// so a short one would expire before the final consumer check.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := retryJS(ctx, func() error { return ingest.EnsureStreams(ctx, adminJS, sc) }); err != nil {
 		t.Fatal(err)
@@ -365,14 +367,14 @@ func TestClusterFailover(t *testing.T) {
 
 	wantEvents, wantDead := uint64(total-bad), uint64(bad)
 	count := func(q string) uint64 { return chtest.Count(t, store.Conn(), strings.ReplaceAll(q, "$db", db)) }
-	deadline := time.Now().Add(45 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		ev, dl := count("SELECT uniqExact(event_id) FROM $db.events"), count("SELECT uniqExact(dead_letter_id) FROM $db.dead_letters")
 		if ev == wantEvents && dl == wantDead {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 45s: %d distinct events (want %d), %d distinct dead letters (want %d)", ev, wantEvents, dl, wantDead)
+			t.Fatalf("after 90s: %d distinct events (want %d), %d distinct dead letters (want %d)", ev, wantEvents, dl, wantDead)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
