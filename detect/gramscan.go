@@ -1,27 +1,30 @@
 package detect
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
-// gramIndex finds which of a set of short literals (the prefilter's atoms:
-// ASCII, lower-cased, 1..maxAtom bytes) occur in a value, in one pass.
+// gramIndex finds which of a set of literals (the prefilter's atoms: ASCII,
+// lower-cased, 1..maxAtomLit bytes) occur in a value, in one pass.
 //
 // It replaced an Aho-Corasick automaton. With the SigmaHQ Windows rules the
 // CommandLine automaton had 15,000 states × 70 byte classes, a 2 MB table
 // indexed at random by every input byte. Here the loop touches, for an input
-// position that starts no literal, two bitmaps that stay in L1: literals of
+// position that starts no literal, one bitmap that stays in L1: literals of
 // four bytes or more are keyed by a hash of their least common four-byte
-// gram (their anchor), two- and three-byte literals by their first two
-// bytes. A set bit costs the probe of a small open-addressed table whose
-// entries hold the literal itself, packed in a uint64, so that verifying it
-// is one masked compare with the input at the anchor's offset. One-byte
-// literals are tested once each against the set of bytes present. This is
-// the filter-then-verify design of Hyperscan's FDR and Wu–Manber, without
-// SIMD.
+// gram (their anchor). A set bit costs the probe of a small open-addressed
+// table whose entries hold the literal's window of up to eight bytes packed
+// in a uint64, so that verifying it is one masked compare with the input at
+// the anchor's offset (and, for a longer literal, one compare of the rest).
+// Literals of one to three bytes are tested once each, against the set of
+// bytes present: a one-byte literal by that alone, a longer one by a search
+// in the values that hold its rarest byte. This is the filter-then-verify
+// design of Hyperscan's FDR and Wu–Manber, without SIMD.
 //
 // The scanner reads a folded copy of the value (see foldValue): ASCII
 // lower-cased, the two non-ASCII runes that fold to ASCII letters replaced
@@ -29,23 +32,28 @@ import (
 // holds, and gramPad bytes of 0x80 so that the eight-byte loads never leave
 // the buffer.
 type gramIndex struct {
-	one     [256]gramSlot // byte → its one-byte literals
-	oneKeys []uint8       // the bytes of one-byte literals
+	one     [256]gramSlot // byte → the literals of one to three bytes keyed on it
+	oneKeys []uint8       // the bytes that key a literal
 
-	two   [1 << 16 / 64]uint64 // first two bytes of the 2- and 3-byte literals
-	four  []uint64             // hashed anchors of the longer literals
-	shift uint                 // hash → bit of four
-	tab2  gramTable
+	four  []uint64 // hashed anchors of the longer literals
+	shift uint     // hash → bit of four
 	tab4  gramTable
 
 	entries []gramEntry
 }
 
 type gramEntry struct {
-	lit  uint64 // the literal, little-endian, zero-padded
+	lit  uint64 // the literal's window, little-endian, zero-padded
 	mask uint64 // its bytes
-	off  int32  // offset of the key in the literal
+	off  int32  // offset of the key in the window
 	pat  int32  // index of the literal
+	// A literal longer than maxAtom is found by its window (atomWindow),
+	// then compared whole: full is the literal, foff its window's offset.
+	// A literal of two or three bytes is keyed on its rarest byte and
+	// searched for, whole, in values that hold that byte: full is the
+	// literal, off the offset of the key byte in it.
+	full string
+	foff int32
 }
 
 // gramSlot is a range of gramIndex.entries; end == 0 means empty.
@@ -73,22 +81,55 @@ func newGramIndex(lits []string) *gramIndex {
 		key uint32
 		e   gramEntry
 	}
-	var short, long []keyed
+	var long []keyed
+	// How many literals hold each four-byte gram: a gram many literals share
+	// is a common piece of text (rules quote "system32", "program files" or
+	// ".exe" because events are full of them), and as an anchor it would
+	// both turn up in most values and cost a verify per sharing literal.
+	windows := make([]string, len(lits))
+	woffs := make([]int, len(lits))
 	for id, l := range lits {
-		if l == nonASCIIAtom || l == "" || len(l) > 8 {
+		if len(l) > maxAtom {
+			woffs[id] = atomWindow(l)
+			windows[id] = l[woffs[id] : woffs[id]+maxAtom]
+		} else {
+			windows[id] = l
+		}
+	}
+	shared := map[uint32]int32{}
+	for _, w := range windows {
+		if len(w) < 4 || w == nonASCIIAtom {
+			continue
+		}
+		var seen [5]uint32
+		for i := 0; i+4 <= len(w); i++ {
+			k := binary.LittleEndian.Uint32([]byte(w[i:]))
+			if !slices.Contains(seen[:i], k) {
+				shared[k]++
+			}
+			seen[i] = k
+		}
+	}
+	for id, w := range windows {
+		if w == nonASCIIAtom || w == "" {
 			continue // the non-ASCII pseudo-literal is found by foldValue
 		}
 		var b [8]byte
-		copy(b[:], l)
-		e := gramEntry{lit: binary.LittleEndian.Uint64(b[:]), mask: ^uint64(0) >> (64 - 8*len(l)), pat: int32(id)}
+		copy(b[:], w)
+		e := gramEntry{lit: binary.LittleEndian.Uint64(b[:]), mask: ^uint64(0) >> (64 - 8*len(w)), pat: int32(id)}
+		if l := lits[id]; len(l) > maxAtom {
+			e.full, e.foff = l, int32(woffs[id])
+		}
 		switch {
-		case len(l) == 1:
-			ones[l[0]] = append(ones[l[0]], e)
-		case len(l) < 4:
-			short = append(short, keyed{uint32(l[0]) | uint32(l[1])<<8, e})
+		case len(w) == 1:
+			ones[w[0]] = append(ones[w[0]], e)
+		case len(w) < 4:
+			k := rarestByte(w)
+			e.full, e.off = w, int32(strings.IndexByte(w, k))
+			ones[k] = append(ones[k], e)
 		default:
-			e.off = int32(anchorOffset(l))
-			long = append(long, keyed{binary.LittleEndian.Uint32([]byte(l[e.off:])), e})
+			e.off = int32(anchorOffset(w, shared))
+			long = append(long, keyed{binary.LittleEndian.Uint32([]byte(w[e.off:])), e})
 		}
 	}
 	for b, es := range ones {
@@ -120,12 +161,7 @@ func newGramIndex(lits []string) *gramIndex {
 		}
 		return keys, slots
 	}
-	keys, slots := group(short)
-	for _, k := range keys {
-		g.two[k>>6] |= 1 << (k & 63)
-	}
-	g.tab2 = newGramTable(keys, slots)
-	keys, slots = group(long)
+	keys, slots := group(long)
 	// About 32 bits per key (2^10 to 2^20): a window that is no anchor finds
 	// its bit clear with probability ~97%.
 	b := max(10, min(20, bits.Len(uint(len(keys)*32))))
@@ -160,22 +196,16 @@ func (t *gramTable) get(k uint32) gramSlot {
 	}
 }
 
-// anchorOffset picks the four-byte window of l the scan keys on: the one of
-// the least common bytes (commonBytes), the later one on a tie, as the later
-// part of a path or command line is the distinctive one.
-func anchorOffset(l string) int {
-	best, bestCost := 0, 1<<30
+// anchorOffset picks the four-byte window of l the scan keys on: the one
+// the fewest literals share, then the one of the least common bytes
+// (commonBytes), the later one on a tie, as the later part of a path or
+// command line is the distinctive one.
+func anchorOffset(l string, shared map[uint32]int32) int {
+	best, bestCost := 0, 1<<62
 	for i := 0; i+4 <= len(l); i++ {
-		cost := 0
+		cost := int(shared[binary.LittleEndian.Uint32([]byte(l[i:]))]) << 8
 		for _, b := range []byte(l[i : i+4]) {
-			switch {
-			case b == ' ' || b == '\\' || b == '.' || b == 'e':
-				cost += 3
-			case commonBytes[b]:
-				cost += 2
-			case b >= 'a' && b <= 'z':
-				cost++
-			}
+			cost += byteCost(b)
 		}
 		if cost <= bestCost {
 			best, bestCost = i, cost
@@ -230,58 +260,92 @@ func (g *gramIndex) scan(buf []byte, hits []int32) []int32 {
 	if n <= 0 {
 		return hits
 	}
-	if len(g.oneKeys) > 0 {
-		// One-byte literals are tested once each against the bytes present:
-		// a branch per input byte would mispredict on the common ones.
-		var present [4]uint64
-		for _, b := range buf[:n] {
-			present[b>>6] |= 1 << (b & 63)
+	// The literals of one to three bytes are searched for once each, from
+	// one occurrence of their key byte to the next (IndexByte is a SIMD
+	// loop): a branch per input byte would mispredict on the common ones,
+	// and a second bitmap test per position would double the cost of the
+	// loop below.
+	for _, k := range g.oneKeys {
+		if bytes.IndexByte(buf[:n], k) < 0 {
+			continue
 		}
-		for _, k := range g.oneKeys {
-			if present[k>>6]&(1<<(k&63)) != 0 {
-				s := g.one[k]
-				for _, e := range g.entries[s.start:s.end] {
-					hits = append(hits, e.pat)
-				}
+		s := g.one[k]
+		for _, e := range g.entries[s.start:s.end] {
+			if e.full == "" || containsShort(buf[:n], e.full, k, int(e.off)) {
+				hits = append(hits, e.pat)
 			}
 		}
 	}
 	four, shift := g.four, g.shift
-	if len(g.tab2.keys) == 1 && g.tab2.slots[0].end == 0 {
-		// No two- or three-byte literals (the common case once weak clauses
-		// are dropped): the loop tests one bitmap.
-		for i := 0; i < n; i++ {
-			w := binary.LittleEndian.Uint64(buf[i : i+8])
-			if h := (uint32(w) * gramHashMul) >> shift; four[h>>6]&(1<<(h&63)) != 0 {
-				hits = g.verify4(buf, i, w, hits)
-			}
-		}
-		return hits
-	}
 	for i := 0; i < n; i++ {
 		w := binary.LittleEndian.Uint64(buf[i : i+8])
-		if k := uint32(w) & 0xFFFF; g.two[k>>6]&(1<<(k&63)) != 0 {
-			s := g.tab2.get(k)
-			for _, e := range g.entries[s.start:s.end] {
-				if w&e.mask == e.lit {
-					hits = append(hits, e.pat)
-				}
-			}
-		}
 		if h := (uint32(w) * gramHashMul) >> shift; four[h>>6]&(1<<(h&63)) != 0 {
-			hits = g.verify4(buf, i, w, hits)
+			hits = g.verify4(buf, i, uint32(w), hits)
 		}
 	}
 	return hits
 }
 
+// containsShort reports whether buf holds lit, whose byte at off is key:
+// the search jumps (by IndexByte's SIMD loop) from one key byte to the next.
+func containsShort(buf []byte, lit string, key byte, off int) bool {
+	for i := off; i < len(buf); {
+		j := bytes.IndexByte(buf[i:], key)
+		if j < 0 {
+			return false
+		}
+		s := i + j - off
+		if s+len(lit) <= len(buf) && string(buf[s:s+len(lit)]) == lit {
+			return true
+		}
+		i += j + 1
+	}
+	return false
+}
+
+// rarestByte is the byte of a short literal least likely in event text,
+// the key it is found by.
+func rarestByte(l string) byte {
+	best, bestCost := l[0], 1<<30
+	for _, b := range []byte(l) {
+		if c := byteCost(b); c < bestCost {
+			best, bestCost = b, c
+		}
+	}
+	return best
+}
+
+// byteCost ranks a byte by how common it is in event text.
+func byteCost(b byte) int {
+	switch {
+	case b == ' ' || b == '\\' || b == '.' || b == 'e':
+		return 3
+	case commonBytes[b]:
+		return 2
+	case b >= 'a' && b <= 'z':
+		return 1
+	}
+	return 0
+}
+
+// fullAt reports whether the whole literal of e occurs in buf given that
+// its window does at start.
+func (e *gramEntry) fullAt(buf []byte, start int) bool {
+	if e.full == "" {
+		return true
+	}
+	s := start - int(e.foff)
+	return s >= 0 && s+len(e.full) <= len(buf)-gramPad && string(buf[s:s+len(e.full)]) == e.full
+}
+
 // verify4 appends the long literals whose anchor is the window w at i and
 // that occur around it.
-func (g *gramIndex) verify4(buf []byte, i int, w uint64, hits []int32) []int32 {
-	s := g.tab4.get(uint32(w))
-	for _, e := range g.entries[s.start:s.end] {
+func (g *gramIndex) verify4(buf []byte, i int, w uint32, hits []int32) []int32 {
+	s := g.tab4.get(w)
+	for k := s.start; k < s.end; k++ {
+		e := &g.entries[k]
 		start := i - int(e.off)
-		if start >= 0 && binary.LittleEndian.Uint64(buf[start:start+8])&e.mask == e.lit {
+		if start >= 0 && binary.LittleEndian.Uint64(buf[start:start+8])&e.mask == e.lit && e.fullAt(buf, start) {
 			hits = append(hits, e.pat)
 		}
 	}

@@ -24,8 +24,8 @@ import (
 // then evaluated in full. The prefilter only ever over-approximates: the full
 // evaluation decides.
 
-// maxAtom is the longest literal kept per atom: a window of a longer literal
-// is just as necessary and keeps the automaton small.
+// maxAtom is the longest window of an atom's literal the scanner keys on:
+// eight bytes are one load and one masked compare.
 const maxAtom = 8
 
 // minIndexedGroup is the rule count from which a group is prefiltered.
@@ -33,7 +33,7 @@ const minIndexedGroup = 8
 
 type atom struct {
 	src source
-	lit string // ASCII, lower-cased, 1..maxAtom bytes
+	lit string // ASCII, lower-cased, 1..maxAtomLit bytes
 }
 
 // A clause is an OR of atoms; a rule's prefilter is an AND of clauses (at
@@ -120,11 +120,13 @@ func clauseScore(c clause) int {
 // case folds are all non-ASCII: any non-ASCII byte in the value hits it.
 const nonASCIIAtom = "\x80"
 
+// atomLen is an atom's selectivity score: its length, of which the scanner
+// keys on at most maxAtom bytes.
 func atomLen(lit string) int {
 	if lit == nonASCIIAtom {
 		return 4 // rarer than most short literals in typical, mostly-ASCII logs
 	}
-	return len(lit)
+	return min(len(lit), maxAtom)
 }
 
 // strictNonASCII reports whether s holds a rune none of whose case folds is
@@ -278,12 +280,55 @@ func regexLiterals(re *syntax.Regexp) ([][]string, bool) {
 			return regexLiterals(re.Sub[0])
 		}
 	case syntax.OpConcat:
+		// Adjacent literals and small character classes make one clause of
+		// their products: `arp\s+-a` gives "arp " and its four other
+		// whitespace forms, not the three bytes "arp", which hold in most
+		// command lines. A repetition of at least one adds one instance
+		// and ends the run, the next one starting with that instance.
 		var out [][]string
+		run, lit := []string{""}, false
+		flush := func() {
+			if lit {
+				var c []string
+				for _, r := range run {
+					a := atomLiteral(r)
+					if a == "" {
+						c = nil
+						break
+					}
+					if !slices.Contains(c, a) {
+						c = append(c, a)
+					}
+				}
+				if len(c) > 0 {
+					out = append(out, c)
+				}
+			}
+			run, lit = []string{""}, false
+		}
 		for _, s := range re.Sub {
+			if ps, isLit, ok := regexPieces(s); ok && len(run)*len(ps) <= maxRegexRun {
+				run, lit = crossJoin(run, ps), lit || isLit
+				continue
+			}
+			inner := s
+			if (s.Op == syntax.OpPlus || s.Op == syntax.OpRepeat && s.Min >= 1) && len(s.Sub) == 1 {
+				inner = s.Sub[0]
+			}
+			if ps, isLit, ok := regexPieces(inner); ok && inner != s {
+				if len(run)*len(ps) <= maxRegexRun {
+					run, lit = crossJoin(run, ps), lit || isLit
+				}
+				flush()
+				run, lit = ps, isLit
+				continue
+			}
+			flush()
 			if ls, ok := regexLiterals(s); ok {
 				out = append(out, ls...)
 			}
 		}
+		flush()
 		if len(out) > maxClauses {
 			out = out[:maxClauses]
 		}
@@ -300,6 +345,51 @@ func regexLiterals(re *syntax.Regexp) ([][]string, bool) {
 		return [][]string{u}, len(u) > 0
 	}
 	return nil, false
+}
+
+// maxRegexRun bounds the strings a run of a regular expression's literals
+// and classes expands to.
+const maxRegexRun = 16
+
+// regexPieces returns the strings that one occurrence of re spells when re
+// is a literal or a class of a few ASCII characters; isLit reports a
+// literal.
+func regexPieces(re *syntax.Regexp) (ps []string, isLit, ok bool) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		return []string{string(re.Rune)}, true, true
+	case syntax.OpCharClass:
+		n := 0
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			lo, hi := re.Rune[i], re.Rune[i+1]
+			if hi >= utf8.RuneSelf {
+				return nil, false, false
+			}
+			if n += int(hi-lo) + 1; n > maxRegexRun {
+				return nil, false, false
+			}
+		}
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
+				if p := string(lowerASCII(byte(r))); !slices.Contains(ps, p) {
+					ps = append(ps, p)
+				}
+			}
+		}
+		return ps, false, len(ps) > 0
+	}
+	return nil, false, false
+}
+
+// crossJoin returns every string of a followed by one of b.
+func crossJoin(a, b []string) []string {
+	out := make([]string, 0, len(a)*len(b))
+	for _, x := range a {
+		for _, y := range b {
+			out = append(out, x+y)
+		}
+	}
+	return out
 }
 
 // commonBytes are frequent in event text; atoms avoid them when they can.
@@ -320,8 +410,11 @@ var commonTokens = []string{
 }
 
 // atomLiteral picks the atom for a literal: its longest ASCII run, lower
-// cased, and of that the window of at most maxAtom bytes with the most
-// uncommon bytes. "" when the literal has no ASCII byte.
+// cased, of at most maxAtomLit bytes around its best window (atomWindow).
+// A literal with a rune that folds to no ASCII byte and an ASCII run of less
+// than four bytes (windash's " –ma ") gets the non-ASCII pseudo-literal: in
+// mostly-ASCII logs that is rarer than "ma ", and a three-byte literal costs
+// the scan a search per value. "" when the literal has no ASCII byte.
 func atomLiteral(s string) string {
 	bs, be := 0, 0
 	for i := 0; i < len(s); {
@@ -338,50 +431,67 @@ func atomLiteral(s string) string {
 		i = j
 	}
 	run := s[bs:be]
-	if len(run) < 3 && strictNonASCII(s) {
+	if len(run) < 4 && strictNonASCII(s) {
 		return nonASCIIAtom
-	}
-	if len(run) > maxAtom {
-		low := strings.ToLower(run)
-		// Bytes inside tokens found in most events of their field are worth
-		// nothing, frequent bytes little; the later window wins a tie, as
-		// paths and command lines are distinctive at their end.
-		common := make([]bool, len(low))
-		for _, tok := range commonTokens {
-			for i := 0; ; {
-				j := strings.Index(low[i:], tok)
-				if j < 0 {
-					break
-				}
-				for k := i + j; k < i+j+len(tok); k++ {
-					common[k] = true
-				}
-				i += j + 1
-			}
-		}
-		best, bestScore := 0, -1
-		for i := 0; i+maxAtom <= len(low); i++ {
-			score := 0
-			for k := i; k < i+maxAtom; k++ {
-				switch {
-				case common[k]:
-				case commonBytes[low[k]]:
-					score++
-				default:
-					score += 2
-				}
-			}
-			if score >= bestScore {
-				best, bestScore = i, score
-			}
-		}
-		run = run[best : best+maxAtom]
 	}
 	b := []byte(run)
 	for i := range b {
 		b[i] = lowerASCII(b[i])
 	}
+	if len(b) > maxAtomLit {
+		w := atomWindow(string(b))
+		start := max(0, min(w-(maxAtomLit-maxAtom)/2, len(b)-maxAtomLit))
+		b = b[start : start+maxAtomLit]
+	}
 	return string(b)
+}
+
+// maxAtomLit caps an atom's literal: the scanner finds it by a window of
+// maxAtom bytes (atomWindow) and verifies the rest, so a longer literal
+// costs a compare only where its window occurs, and spares the full
+// evaluation of the rules whose literal merely shares the window
+// ("ocuments" of "Find-InterestingDocuments" in "C:\Users\alice\Documents").
+const maxAtomLit = 64
+
+// atomWindow returns the offset in low (lower-cased ASCII) of the window of
+// maxAtom bytes that the scanner keys a longer literal on: the one of the
+// most uncommon bytes. Bytes inside tokens found in most events of their
+// field are worth nothing, frequent bytes little; the later window wins a
+// tie, as paths and command lines are distinctive at their end.
+func atomWindow(low string) int {
+	if len(low) <= maxAtom {
+		return 0
+	}
+	common := make([]bool, len(low))
+	for _, tok := range commonTokens {
+		for i := 0; ; {
+			j := strings.Index(low[i:], tok)
+			if j < 0 {
+				break
+			}
+			for k := i + j; k < i+j+len(tok); k++ {
+				common[k] = true
+			}
+			i += j + 1
+		}
+	}
+	best, bestScore := 0, -1
+	for i := 0; i+maxAtom <= len(low); i++ {
+		score := 0
+		for k := i; k < i+maxAtom; k++ {
+			switch {
+			case common[k]:
+			case commonBytes[low[k]]:
+				score++
+			default:
+				score += 2
+			}
+		}
+		if score >= bestScore {
+			best, bestScore = i, score
+		}
+	}
+	return best
 }
 
 // strongClauses drops the clauses that select little when the rule has
