@@ -1,7 +1,9 @@
 package detect
 
 import (
+	"maps"
 	"math/bits"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 )
@@ -188,14 +190,17 @@ func mergeContainsASCII(ms []stringMatcher) []stringMatcher {
 }
 
 // multiAffix matches "ends with (or starts with) any of these literals",
-// case-insensitively, with one walk of a trie over ASCII-folded bytes from
-// the anchored end of the input. The trie's edges live in one
-// open-addressed table keyed by (node, byte): the walk is on the hot path of
-// hundreds of SigmaHQ rules (Image|endswith lists), and a Go map per node
-// cost more than the rest of their evaluation.
+// case-insensitively, with one walk of a radix tree over ASCII-folded bytes
+// from the anchored end of the input. The walk is on the hot path of
+// hundreds of SigmaHQ rules (Image|endswith lists, "C:\\Windows\\..." prefix
+// filters): a branching node costs a probe of one open-addressed table
+// keyed by (node, byte), as a Go map per node cost more than the rest of the
+// rules' evaluation; the chain of single children below it ("windows\\"
+// after "c:\\") is one run of bytes, compared in place.
 type multiAffix struct {
 	suffix bool
-	accept []bool // node → a literal ends here
+	accept []bool   // node → a literal ends here
+	run    []string // node → the bytes after the edge into it, in walk order
 	keys   []uint32
 	next   []int32 // 0 = empty slot (the root is never a target)
 	mask   uint32
@@ -203,31 +208,57 @@ type multiAffix struct {
 }
 
 func newMultiAffix(lits []string, suffix bool) *multiAffix {
-	m := &multiAffix{suffix: suffix, accept: []bool{false}}
-	edges := map[uint32]int32{}
+	m := &multiAffix{suffix: suffix}
+	// A plain trie of the literals in walk order first.
+	type tnode struct {
+		kids   map[byte]int
+		accept bool
+	}
+	trie := []tnode{{kids: map[byte]int{}}}
 	for _, l := range lits {
 		if suffix {
 			m.slow = append(m.slow, suffixMatcher{lit: l, fold: true})
 		} else {
 			m.slow = append(m.slow, prefixMatcher{lit: l, fold: true})
 		}
-		st := int32(0)
+		st := 0
 		for i := range len(l) {
 			b := l[i]
 			if suffix {
 				b = l[len(l)-1-i]
 			}
-			k := uint32(st)<<8 | uint32(lowerASCII(b))
-			nx, ok := edges[k]
+			b = lowerASCII(b)
+			nx, ok := trie[st].kids[b]
 			if !ok {
-				nx = int32(len(m.accept))
-				edges[k] = nx
-				m.accept = append(m.accept, false)
+				nx = len(trie)
+				trie = append(trie, tnode{kids: map[byte]int{}})
+				trie[st].kids[b] = nx
 			}
 			st = nx
 		}
-		m.accept[st] = true
+		trie[st].accept = true
 	}
+	// Then each edge with the chain of single children below it becomes one
+	// node of the radix tree.
+	edges := map[uint32]int32{}
+	m.accept, m.run = []bool{trie[0].accept}, []string{""}
+	var build func(t int, id int32)
+	build = func(t int, id int32) {
+		for _, b := range slices.Sorted(maps.Keys(trie[t].kids)) {
+			v := trie[t].kids[b]
+			var run []byte
+			for !trie[v].accept && len(trie[v].kids) == 1 {
+				for c, w := range trie[v].kids {
+					run, v = append(run, c), w
+				}
+			}
+			nid := int32(len(m.accept))
+			m.accept, m.run = append(m.accept, trie[v].accept), append(m.run, string(run))
+			edges[uint32(id)<<8|uint32(b)] = nid
+			build(v, nid)
+		}
+	}
+	build(0, 0)
 	size := 1 << bits.Len(uint(2*len(edges)))
 	m.keys, m.next, m.mask = make([]uint32, size), make([]int32, size), uint32(size-1)
 	for k, nx := range edges {
@@ -250,18 +281,38 @@ func (m *multiAffix) step(st int32, b byte) int32 {
 }
 
 func (m *multiAffix) matchString(s string) bool {
-	st := int32(0)
-	for i := range len(s) {
-		b := s[i]
+	n := len(s)
+	// at is the i-th byte in walk order.
+	at := func(i int) byte {
 		if m.suffix {
-			b = s[len(s)-1-i]
+			return s[n-1-i]
 		}
+		return s[i]
+	}
+	st := int32(0)
+	for i := 0; i < n; {
+		b := at(i)
 		if b >= utf8.RuneSelf {
 			return m.matchSlow(s)
 		}
 		if st = m.step(st, lowerASCII(b)); st == 0 {
 			return false
 		}
+		i++
+		run := m.run[st]
+		if len(run) > n-i {
+			return false // each byte of the run needs a byte of input
+		}
+		for k := 0; k < len(run); k++ {
+			c := at(i + k)
+			if c >= utf8.RuneSelf {
+				return m.matchSlow(s)
+			}
+			if lowerASCII(c) != run[k] {
+				return false
+			}
+		}
+		i += len(run)
 		if m.accept[st] {
 			return true
 		}
