@@ -76,10 +76,21 @@ type compiler struct {
 	keywords     []*attribute
 	placeholders map[string][]string
 	overrides    []map[string]string // per-logsource field mappings of the rule being compiled
+	ukeys        map[string]int32    // unmapped key → its source.uslot
+}
+
+// unmappedSource is the source of an unmapped key, with its memo slot.
+func (c *compiler) unmappedSource(key string) source {
+	slot, ok := c.ukeys[key]
+	if !ok {
+		slot = int32(len(c.ukeys)) + 1
+		c.ukeys[key] = slot
+	}
+	return source{unmapped: key, uslot: slot}
 }
 
 func newCompiler(m *Mapping) *compiler {
-	c := &compiler{fields: m.Fields}
+	c := &compiler{fields: m.Fields, ukeys: map[string]int32{}}
 	for _, a := range m.Keywords {
 		attr, _ := lookupAttribute(a)
 		c.keywords = append(c.keywords, attr)
@@ -101,13 +112,15 @@ func (c *compiler) resolve(field string) source {
 		target, ok = c.fields[field]
 	}
 	if !ok {
-		return source{unmapped: field}
+		return c.unmappedSource(field)
 	}
 	if k, isUnmapped := strings.CutPrefix(target, unmappedPrefix); isUnmapped {
-		return source{unmapped: k}
+		return c.unmappedSource(k)
 	}
 	attr, _ := lookupAttribute(target) // validated
-	return source{attr: attr, unmapped: field}
+	src := c.unmappedSource(field)
+	src.attr = attr
+	return src
 }
 
 func (c *compiler) compileRule(r *Rule) (*compiledRule, error) {

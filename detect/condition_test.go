@@ -108,7 +108,7 @@ func FuzzCondition(f *testing.F) {
 		}
 		// Compiling and evaluating never panics.
 		if m, err := compileCond(n, s, searches, names); err == nil {
-			m.match(dnsEvent("a.com"))
+			m.match(dnsEvent("a.com"), nil)
 		}
 	})
 }

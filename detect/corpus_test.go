@@ -155,7 +155,7 @@ func TestIndexMatchesBruteForce(t *testing.T) {
 				continue
 			}
 			for _, r := range g.rules {
-				if r.cond.match(ev) {
+				if r.cond.match(ev, nil) {
 					want = append(want, Hit{rule: r.pos})
 				}
 			}
@@ -261,7 +261,7 @@ func TestDispatchMatchesBruteForce(t *testing.T) {
 						continue
 					}
 					for _, r := range g.rules {
-						if r.cond.match(&ev) {
+						if r.cond.match(&ev, nil) {
 							want = append(want, Hit{rule: r.pos})
 						}
 					}

@@ -45,7 +45,7 @@ func FuzzRule(f *testing.F) {
 					continue
 				}
 				for _, r := range g.rules {
-					if r.cond.match(ev) {
+					if r.cond.match(ev, nil) {
 						want++
 					}
 				}

@@ -610,6 +610,21 @@ type scratch struct {
 	hits   []int32
 	fold   []byte  // the folded value being scanned
 	found  []int32 // literals the scan found in it
+
+	// The event's unmapped values, by source.uslot-1, valid where umark
+	// holds uepoch.
+	uval   []string
+	uok    []bool
+	umark  []uint32
+	uepoch uint32
+}
+
+// nextU starts a new event: every memoized unmapped value is stale.
+func (s *scratch) nextU() {
+	if s.uepoch++; s.uepoch == 0 {
+		clear(s.umark)
+		s.uepoch = 1
+	}
 }
 
 func (s *scratch) nextR() uint32 {
@@ -667,7 +682,7 @@ func (gi *groupIndex) candidates(ev *schemas.Event, s *scratch) []int32 {
 			}
 		}
 		if src.unmapped != "" {
-			if v, ok := ev.UnmappedValue(src.unmapped); ok {
+			if v, ok := s.unmappedValue(ev, src); ok {
 				gi.scan(f, v, s, re, pe)
 			}
 		}

@@ -8,15 +8,19 @@ import (
 
 // matcher is a compiled boolean node: a condition operator, a search, or one
 // field item. Matchers are immutable and safe for concurrent use.
+//
+// s is the Eval's scratch, which memoizes the event's unmapped values (a
+// rule set reads Image or CommandLine for dozens of candidate rules, and each
+// lookup walks the event's list of vendor fields); nil outside Eval.
 type matcher interface {
-	match(ev *schemas.Event) bool
+	match(ev *schemas.Event, s *scratch) bool
 }
 
 type andM []matcher
 
-func (a andM) match(ev *schemas.Event) bool {
+func (a andM) match(ev *schemas.Event, s *scratch) bool {
 	for _, m := range a {
-		if !m.match(ev) {
+		if !m.match(ev, s) {
 			return false
 		}
 	}
@@ -25,9 +29,9 @@ func (a andM) match(ev *schemas.Event) bool {
 
 type orM []matcher
 
-func (o orM) match(ev *schemas.Event) bool {
+func (o orM) match(ev *schemas.Event, s *scratch) bool {
 	for _, m := range o {
-		if m.match(ev) {
+		if m.match(ev, s) {
 			return true
 		}
 	}
@@ -36,7 +40,7 @@ func (o orM) match(ev *schemas.Event) bool {
 
 type notM struct{ m matcher }
 
-func (n notM) match(ev *schemas.Event) bool { return !n.m.match(ev) }
+func (n notM) match(ev *schemas.Event, s *scratch) bool { return !n.m.match(ev, s) }
 
 // source is where a field item reads its value, resolved at compile time:
 // an attribute of the event struct (falling back to the unmapped attribute
@@ -47,6 +51,24 @@ type source struct {
 	attr     *attribute
 	unmapped string
 	keywords []*attribute
+	// uslot is 1 + the index of unmapped among the rule set's unmapped
+	// keys: the scratch slot its value is memoized in; 0 for none.
+	uslot int32
+}
+
+// unmappedValue returns the event's unmapped value of src, from s's memo
+// when s is given.
+func (s *scratch) unmappedValue(ev *schemas.Event, src *source) (string, bool) {
+	if s == nil || src.uslot == 0 || int(src.uslot) > len(s.umark) {
+		return ev.UnmappedValue(src.unmapped)
+	}
+	i := src.uslot - 1
+	if s.umark[i] == s.uepoch {
+		return s.uval[i], s.uok[i]
+	}
+	v, ok := ev.UnmappedValue(src.unmapped)
+	s.umark[i], s.uval[i], s.uok[i] = s.uepoch, v, ok
+	return v, ok
 }
 
 // key identifies the source for the index.
@@ -62,7 +84,10 @@ func (s *source) key() string {
 
 // first returns the source's value in ev (the first element of a list
 // attribute) and whether it is present.
-func (s *source) first(ev *schemas.Event) (string, bool) {
+func (s *source) first(ev *schemas.Event) (string, bool) { return s.firstIn(ev, nil) }
+
+// firstIn is first with the Eval's scratch (nil for none).
+func (s *source) firstIn(ev *schemas.Event, sc *scratch) (string, bool) {
 	if a := s.attr; a != nil {
 		switch a.kind {
 		case kindString:
@@ -82,7 +107,7 @@ func (s *source) first(ev *schemas.Event) (string, bool) {
 		}
 	}
 	if s.unmapped != "" {
-		v, ok := ev.UnmappedValue(s.unmapped)
+		v, ok := sc.unmappedValue(ev, s)
 		return v, ok && v != ""
 	}
 	return "", false
@@ -105,7 +130,7 @@ type fieldMatcher struct {
 	exists  int8 // 1: must be present, -1: must be absent, 0: no check
 }
 
-func (f *fieldMatcher) match(ev *schemas.Event) bool {
+func (f *fieldMatcher) match(ev *schemas.Event, s *scratch) bool {
 	if f.src.keywords != nil {
 		return f.matchKeywords(ev)
 	}
@@ -126,7 +151,7 @@ func (f *fieldMatcher) match(ev *schemas.Event) bool {
 		}
 	}
 	if f.src.unmapped != "" {
-		v, ok := ev.UnmappedValue(f.src.unmapped)
+		v, ok := s.unmappedValue(ev, &f.src)
 		return f.matchOne(v, ok && v != "")
 	}
 	return f.matchOne("", false)
@@ -185,12 +210,12 @@ type fieldrefMatcher struct {
 	fold, neq  bool
 }
 
-func (f *fieldrefMatcher) match(ev *schemas.Event) bool {
-	v, ok := f.src.first(ev)
+func (f *fieldrefMatcher) match(ev *schemas.Event, s *scratch) bool {
+	v, ok := f.src.firstIn(ev, s)
 	if !ok {
 		return false
 	}
-	ref, ok := f.other.first(ev)
+	ref, ok := f.other.firstIn(ev, s)
 	if !ok {
 		return false
 	}

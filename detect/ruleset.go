@@ -24,6 +24,7 @@ type RuleSet struct {
 	pool         sync.Pool // *scratch
 	maxGroup     int
 	maxPatterns  int
+	unmappedKeys int // distinct unmapped keys the rules read (scratch memo slots)
 
 	// Group dispatch: the groups whose every selector requires the unmapped
 	// attribute dispatchKey (Channel for Windows) are found by its value
@@ -130,10 +131,12 @@ func (rs *RuleSet) getScratch() *scratch {
 	if s, ok := rs.pool.Get().(*scratch); ok {
 		return s
 	}
-	return &scratch{rmark: make([]uint32, rs.maxGroup), rmask: make([]uint8, rs.maxGroup), pmark: make([]uint32, rs.maxPatterns)}
+	return &scratch{rmark: make([]uint32, rs.maxGroup), rmask: make([]uint8, rs.maxGroup), pmark: make([]uint32, rs.maxPatterns),
+		uval: make([]string, rs.unmappedKeys), uok: make([]bool, rs.unmappedKeys), umark: make([]uint32, rs.unmappedKeys)}
 }
 
 func (rs *RuleSet) match(ev *schemas.Event, s *scratch, hits []int32) []int32 {
+	s.nextU()
 	var bucket, rest []int32
 	if rs.dispatchKey != "" {
 		if v, ok := ev.UnmappedValue(rs.dispatchKey); ok {
@@ -163,14 +166,14 @@ func (rs *RuleSet) match(ev *schemas.Event, s *scratch, hits []int32) []int32 {
 		}
 		if g.index == nil {
 			for _, r := range g.rules {
-				if r.cond.match(ev) {
+				if r.cond.match(ev, s) {
 					hits = append(hits, r.pos)
 				}
 			}
 			continue
 		}
 		for _, p := range g.index.candidates(ev, s) {
-			if r := g.rules[p]; r.cond.match(ev) {
+			if r := g.rules[p]; r.cond.match(ev, s) {
 				hits = append(hits, r.pos)
 			}
 		}
@@ -205,7 +208,7 @@ func matchedFields(m matcher, ev *schemas.Event, out []string) []string {
 		}
 	case orM:
 		for _, c := range m {
-			if c.match(ev) {
+			if c.match(ev, nil) {
 				out = matchedFields(c, ev, out)
 			}
 		}
@@ -214,11 +217,11 @@ func matchedFields(m matcher, ev *schemas.Event, out []string) []string {
 		if name == "" {
 			name = "keywords"
 		}
-		if m.match(ev) && !containsString(out, name) {
+		if m.match(ev, nil) && !containsString(out, name) {
 			out = append(out, name)
 		}
 	case *fieldrefMatcher:
-		if m.match(ev) && !containsString(out, m.field) {
+		if m.match(ev, nil) && !containsString(out, m.field) {
 			out = append(out, m.field)
 		}
 	}
@@ -321,6 +324,7 @@ func Compile(rules []*Rule, cfg Config) (*RuleSet, error) {
 		return nil, errors.Join(errs...)
 	}
 	rs.buildDispatch()
+	rs.unmappedKeys = len(c.ukeys)
 	for gi := range rs.groups {
 		g := &rs.groups[gi]
 		rs.maxGroup = max(rs.maxGroup, len(g.rules))
