@@ -41,13 +41,46 @@ func Mix() []Generator {
 var (
 	domains = []string{"example.org", "agency.gov", "cdn.example.net", "mail.example.com", "updates.vendor.com",
 		"login.microsoftonline.com", "api.github.com", "time.windows.com", "ocsp.digicert.com", "a.root-servers.net"}
-	subs   = []string{"www", "api", "static", "img", "m", "login", "files", "v2", "edge", "ns1"}
-	images = []string{`C:\Windows\System32\svchost.exe`, `C:\Windows\explorer.exe`, `C:\Program Files\Mozilla Firefox\firefox.exe`,
-		`C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe`, `C:\Windows\System32\cmd.exe`, `C:\Windows\System32\rundll32.exe`}
-	cmds  = []string{`-k netsvcs -p`, `/c dir C:\Users`, `-NoProfile -Command Get-Process`, `--type=renderer`, `/S /D /c"echo off"`, `shell32.dll,Control_RunDLL`}
+	subs = []string{"www", "api", "static", "img", "m", "login", "files", "v2", "edge", "ns1"}
+	// procs are everyday process starts, each with a command line and a
+	// parent it has on a real host: a SOC's process events are nearly all
+	// benign, and the rule engine's cost is that of its no-match path.
+	procs = []struct{ image, args, parent, user string }{
+		{`C:\Windows\System32\svchost.exe`, `-k netsvcs -p -s Schedule`, `C:\Windows\System32\services.exe`, `NT AUTHORITY\SYSTEM`},
+		{`C:\Windows\System32\svchost.exe`, `-k LocalServiceNetworkRestricted -p`, `C:\Windows\System32\services.exe`, `NT AUTHORITY\LOCAL SERVICE`},
+		{`C:\Windows\explorer.exe`, ``, `C:\Windows\System32\userinit.exe`, ``},
+		{`C:\Program Files\Mozilla Firefox\firefox.exe`, `-contentproc --channel=1234 -childID 5 -isForBrowser -prefsLen 31000 -parentBuildID 20240101 tab`, `C:\Program Files\Mozilla Firefox\firefox.exe`, ``},
+		{`C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE`, `/n "C:\Users\alice\Documents\Quarterly report.docx"`, `C:\Windows\explorer.exe`, ``},
+		{`C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe`, `-NoProfile -Command Get-Process`, `C:\Windows\explorer.exe`, ``},
+		{`C:\Windows\System32\cmd.exe`, `/c dir C:\Users`, `C:\Windows\explorer.exe`, ``},
+		{`C:\Windows\System32\conhost.exe`, `0xffffffff -ForceV1`, `C:\Windows\System32\cmd.exe`, ``},
+		{`C:\Program Files (x86)\Google\Chrome\Application\chrome.exe`, `--type=renderer --lang=en-US --renderer-client-id=7 --mojo-platform-channel-handle=2840 /prefetch:1`, `C:\Program Files (x86)\Google\Chrome\Application\chrome.exe`, ``},
+		{`C:\Windows\System32\taskhostw.exe`, `{222A245B-E637-4AE9-A93F-A59CA119A75E}`, `C:\Windows\System32\svchost.exe`, ``},
+	}
 	users = []string{"alice", "bob", "carol", "svc-backup", "root", "admin", "deploy"}
 	qtype = []string{"A", "AAAA", "MX", "TXT", "PTR", "CNAME"}
 )
+
+// appendJSONString appends s as a JSON string: strconv.Quote's \x escapes
+// are not JSON.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	return append(appendJSONBody(dst, s), '"')
+}
+
+// appendJSONBody appends s escaped for inside a JSON string (the generator's
+// strings hold no control characters).
+func appendJSONBody(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
 
 func pick[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }
 
@@ -123,7 +156,7 @@ func bindQuery(dst []byte, r *rand.Rand, i uint64, t time.Time) []byte {
 }
 
 func sysmonProcess(dst []byte, r *rand.Rand, i uint64, t time.Time) []byte {
-	img := pick(r, images)
+	p := pick(r, procs)
 	dst = append(dst, `{"EventTime":"`...)
 	dst = t.UTC().AppendFormat(dst, "2006-01-02 15:04:05")
 	dst = append(dst, `","Hostname":"WS-`...)
@@ -135,17 +168,35 @@ func sysmonProcess(dst []byte, r *rand.Rand, i uint64, t time.Time) []byte {
 	dst = append(dst, `","ProcessGuid":"{A23EAE89-BD28-5D6A-0000-00`...)
 	dst = strconv.AppendUint(dst, i%1e9, 16)
 	dst = append(dst, `}","Image":`...)
-	dst = strconv.AppendQuote(dst, img)
+	dst = appendJSONString(dst, p.image)
 	dst = append(dst, `,"CommandLine":`...)
-	dst = strconv.AppendQuote(dst, `"`+img+`" `+pick(r, cmds))
-	dst = append(dst, `,"CurrentDirectory":"C:\\Windows\\system32\\","User":"AGENCY\\`...)
-	dst = append(dst, pick(r, users)...)
-	dst = append(dst, `","LogonId":"0x3e7","IntegrityLevel":"System","Hashes":"SHA1=`...)
+	dst = append(dst, `"\"`...)
+	dst = appendJSONBody(dst, p.image)
+	dst = append(dst, `\"`...)
+	if p.args != "" {
+		dst = append(dst, ' ')
+		dst = appendJSONBody(dst, p.args)
+	}
+	dst = append(dst, '"')
+	dst = append(dst, `,"CurrentDirectory":"C:\\Windows\\system32\\","User":`...)
+	if p.user != "" {
+		dst = appendJSONString(dst, p.user)
+	} else {
+		dst = append(dst, `"AGENCY\\`...)
+		dst = append(dst, pick(r, users)...)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, `,"LogonId":"0x3e7","IntegrityLevel":"System","Hashes":"SHA1=`...)
 	for k := 0; k < 5; k++ {
 		dst = strconv.AppendUint(dst, uint64(r.Uint32())|1<<31, 16)
 	}
-	dst = append(dst, `","ParentImage":"C:\\Windows\\System32\\services.exe","ParentCommandLine":"C:\\Windows\\system32\\services.exe"}`...)
-	return dst
+	dst = append(dst, `","ParentImage":`...)
+	dst = appendJSONString(dst, p.parent)
+	dst = append(dst, `,"ParentCommandLine":`...)
+	dst = append(dst, `"\"`...)
+	dst = appendJSONBody(dst, p.parent)
+	dst = append(dst, `\""`...)
+	return append(dst, '}')
 }
 
 func sshd(dst []byte, r *rand.Rand, i uint64, t time.Time) []byte {

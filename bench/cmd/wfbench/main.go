@@ -8,6 +8,7 @@
 //	wfbench --duration 60s --rate 0            as fast as it goes
 //	wfbench --duration 60s --rate 50000        a fixed offered rate
 //	wfbench sink --duration 30s                the sink alone (sink.Sink.Write into ClickHouse)
+//	wfbench detect --duration 10s              the rule engine alone, on one core
 //
 // It writes a JSON result and an SVG plot of throughput and latency over
 // time (--out), draws a progress bar on stderr, and ends with an exact count:
@@ -40,7 +41,8 @@ func main() {
 const usage = `Usage: wfbench [flags]
 
 Runs sensor -> JetStream -> watchfloor run -> ClickHouse on this machine and
-measures it (wfbench sink -h: the sink alone). ClickHouse must be running (make clickhouse starts the local one);
+measures it (wfbench sink -h: the sink alone; wfbench detect -h: the rule
+engine alone). ClickHouse must be running (make clickhouse starts the local one);
 the pipeline is started from --watchfloor with an embedded NATS server.
 
 Flags:
@@ -49,6 +51,9 @@ Flags:
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "sink" {
 		return runSink(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "detect" {
+		return runDetect(ctx, args[1:], stdout, stderr)
 	}
 	cfg := defaultConfig()
 	fs := cfg.flags()
