@@ -81,6 +81,9 @@ type compiler struct {
 
 // unmappedSource is the source of an unmapped key, with its memo slot.
 func (c *compiler) unmappedSource(key string) source {
+	if key == "" {
+		return source{unmapped: key} // not memoized: keyTable has no empty key
+	}
 	slot, ok := c.ukeys[key]
 	if !ok {
 		slot = int32(len(c.ukeys)) + 1

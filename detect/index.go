@@ -611,16 +611,18 @@ type scratch struct {
 	fold   []byte  // the folded value being scanned
 	found  []int32 // literals the scan found in it
 
-	// The event's unmapped values, by source.uslot-1, valid where umark
-	// holds uepoch.
-	uval   []string
-	uok    []bool
-	umark  []uint32
-	uepoch uint32
+	// The event's unmapped values, by source.uslot-1, present where umark
+	// holds uepoch; filled on the event's first lookup (ufilled).
+	ukeys   *keyTable
+	uval    []string
+	umark   []uint32
+	uepoch  uint32
+	ufilled bool
 }
 
 // nextU starts a new event: every memoized unmapped value is stale.
 func (s *scratch) nextU() {
+	s.ufilled = false
 	if s.uepoch++; s.uepoch == 0 {
 		clear(s.umark)
 		s.uepoch = 1

@@ -24,7 +24,9 @@ type RuleSet struct {
 	pool         sync.Pool // *scratch
 	maxGroup     int
 	maxPatterns  int
-	unmappedKeys int // distinct unmapped keys the rules read (scratch memo slots)
+	unmappedKeys int      // distinct unmapped keys the rules read (scratch memo slots)
+	ukeys        keyTable // their slots by name
+	dispatchSrc  source   // dispatchKey's source
 
 	// Group dispatch: the groups whose every selector requires the unmapped
 	// attribute dispatchKey (Channel for Windows) are found by its value
@@ -132,14 +134,14 @@ func (rs *RuleSet) getScratch() *scratch {
 		return s
 	}
 	return &scratch{rmark: make([]uint32, rs.maxGroup), rmask: make([]uint8, rs.maxGroup), pmark: make([]uint32, rs.maxPatterns),
-		uval: make([]string, rs.unmappedKeys), uok: make([]bool, rs.unmappedKeys), umark: make([]uint32, rs.unmappedKeys)}
+		ukeys: &rs.ukeys, uval: make([]string, rs.unmappedKeys), umark: make([]uint32, rs.unmappedKeys)}
 }
 
 func (rs *RuleSet) match(ev *schemas.Event, s *scratch, hits []int32) []int32 {
 	s.nextU()
 	var bucket, rest []int32
 	if rs.dispatchKey != "" {
-		if v, ok := ev.UnmappedValue(rs.dispatchKey); ok {
+		if v, ok := s.unmappedValue(ev, &rs.dispatchSrc); ok {
 			bucket, rest = rs.byDispatch[v].lookup(ev)
 		}
 	}
@@ -324,7 +326,11 @@ func Compile(rules []*Rule, cfg Config) (*RuleSet, error) {
 		return nil, errors.Join(errs...)
 	}
 	rs.buildDispatch()
+	if rs.dispatchKey != "" {
+		rs.dispatchSrc = c.unmappedSource(rs.dispatchKey)
+	}
 	rs.unmappedKeys = len(c.ukeys)
+	rs.ukeys = newKeyTable(c.ukeys)
 	for gi := range rs.groups {
 		g := &rs.groups[gi]
 		rs.maxGroup = max(rs.maxGroup, len(g.rules))
