@@ -20,7 +20,7 @@ METRICS_LISTEN ?= 127.0.0.1:19464
 
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build run stop test vet unit clickhouse clickhouse-test fuzz bench bench-e2e bench-sink clean help deps faults
+.PHONY: all build run stop test vet unit clickhouse clickhouse-test fuzz bench bench-e2e bench-sink bench-detect clean help deps faults
 
 all: build
 
@@ -98,6 +98,15 @@ bench-sink: clickhouse
 	$(GO) build -o $(BIN)/ ./bench/cmd/wfbench
 	$(BIN)/wfbench sink --clickhouse 127.0.0.1:$(CH_RUN_TCP) --clickhouse-pid-file $(CH_RUN_DIR)/pid \
 	  --duration $(SINK_DURATION) $(SINK_ARGS)
+
+# The rule engine alone, on one core: every rule of DETECT_RULES vs its first
+# 30 process_creation rules, on generated Sysmon process-creation events.
+#   make bench-detect DETECT_RULES=../shared/corpus/sigma/rules/windows DETECT_DURATION=20s
+DETECT_RULES    ?= ../shared/corpus/sigma/rules/windows
+DETECT_DURATION ?= 10s
+bench-detect:
+	$(GO) build -o $(BIN)/ ./bench/cmd/wfbench
+	$(BIN)/wfbench detect --rules $(DETECT_RULES) --duration $(DETECT_DURATION)
 
 clean: stop
 	rm -rf $(BIN) $(DATA)
