@@ -13,11 +13,13 @@ import (
 // growing with the number of rules.
 //
 // At compile time every rule's condition is reduced to a necessary
-// condition: a set of (field, literal) atoms such that, if the rule matches
-// an event, at least one atom's literal occurs (ASCII case-folded) in that
-// field's value. AND keeps its most selective child's atoms, OR the union of
-// its children's; NOT, null, exists, regular expressions, CIDR, numbers and
-// fieldref give no atoms, and a rule whose condition reduces to nothing is
+// condition: up to maxClauses clauses of (field, literal) atoms such that, if
+// the rule matches an event, every clause has an atom whose literal occurs
+// (ASCII case-folded) in that field's value. AND keeps the most selective
+// clauses of its children, OR distributes over them ((A and B) or C needs
+// A or C, and B or C); NOT, null, exists, CIDR, numbers and fieldref give
+// no atoms, regular expressions the literals they cannot match without,
+// and a rule whose condition reduces to nothing is
 // evaluated for every event of its group. All atoms of a group that read the
 // same field go into one scanner (gramIndex), so each field value of an
 // event is scanned once for all rules; only the rules whose atoms occur are
@@ -56,15 +58,25 @@ func clausesOf(m matcher) ([]clause, bool) {
 		}
 		return bestClauses(all), len(all) > 0
 	case orM:
-		var u clause
+		// OR over ANDs distributes: (A and B) or C needs (A or C) and
+		// (B or C). Keeping every product clause (up to maxClauses) lets a
+		// rule like "1 of selection_*" with a common atom in one selection
+		// ("\windows\" in Image) still be narrowed by its rarer one.
+		prod := []clause{nil}
 		for _, c := range m {
 			cs, ok := clausesOf(c)
-			if !ok {
+			if !ok || len(cs) == 0 {
 				return nil, false
 			}
-			u = append(u, bestClause(cs)...)
+			next := make([]clause, 0, len(prod)*len(cs))
+			for _, p := range prod {
+				for _, q := range cs {
+					next = append(next, append(p[:len(p):len(p)], q...))
+				}
+			}
+			prod = bestClauses(next)
 		}
-		return []clause{u}, len(u) > 0
+		return prod, len(prod) > 0 && len(prod[0]) > 0
 	case *fieldMatcher:
 		return m.clauses()
 	}
@@ -125,6 +137,9 @@ const nonASCIIAtom = "\x80"
 func atomLen(lit string) int {
 	if lit == nonASCIIAtom {
 		return 4 // rarer than most short literals in typical, mostly-ASCII logs
+	}
+	if slices.Contains(commonTokens, lit) {
+		return 3 // in most events: no better than a three-byte literal
 	}
 	return min(len(lit), maxAtom)
 }

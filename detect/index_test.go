@@ -1,8 +1,11 @@
 package detect
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -86,4 +89,81 @@ func TestAtomLiteral(t *testing.T) {
 	if len(got) != maxAtomLit || !strings.Contains(long, got) {
 		t.Errorf("atomLiteral of %d bytes = %q: want a %d-byte piece of it", len(long), got, maxAtomLit)
 	}
+}
+
+// TestIndexRandomConditions compiles random rules (selections of contains,
+// startswith, endswith and equality over two fields, joined by and/or/not
+// and "1 of"/"all of") over a small alphabet, so that values collide with
+// events often, and checks the indexed evaluation against every rule
+// evaluated in full: the prefilter (clausesOf, its distribution of OR over
+// AND, the gram scan) may only ever over-approximate.
+func TestIndexRandomConditions(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 5))
+	word := func() string {
+		const alpha = `ab\.`
+		b := make([]byte, 1+r.IntN(5))
+		for i := range b {
+			b[i] = alpha[r.IntN(len(alpha))]
+		}
+		return string(b)
+	}
+	fields := []string{"Image", "CommandLine"}
+	mods := []string{"", "|contains", "|startswith", "|endswith", "|contains|all"}
+	hits := 0
+	for round := 0; round < 40; round++ {
+		var docs []string
+		for i := 0; i < 3*minIndexedGroup; i++ {
+			var det strings.Builder
+			nsel := 1 + r.IntN(3)
+			for s := 0; s < nsel; s++ {
+				fmt.Fprintf(&det, "sel_%d:\n", s)
+				pick := 1 + r.IntN(3) // bit set of fields: never empty
+				for fi, f := range fields {
+					if pick&(1<<fi) == 0 {
+						continue
+					}
+					mod := mods[r.IntN(len(mods))]
+					fmt.Fprintf(&det, "  %s%s:\n", f, mod)
+					n := 1 + r.IntN(3)
+					if strings.HasSuffix(mod, "|all") {
+						n = 2 + r.IntN(2)
+					}
+					for v := n; v > 0; v-- {
+						fmt.Fprintf(&det, "    - '%s'\n", word())
+					}
+				}
+			}
+			conds := []string{"1 of sel_*", "all of sel_*", "sel_0", "sel_0 and not 1 of sel_*",
+				"(sel_0 or 1 of sel_*) and 1 of sel_*", "not sel_0 or all of sel_*", "1 of them"}
+			fmt.Fprintf(&det, "condition: %s\n", conds[r.IntN(len(conds))])
+			docs = append(docs, testRule(fmt.Sprintf("00000000-0000-0000-0000-%012d", i), "category: process_creation\nproduct: windows", det.String()))
+		}
+		rs := mustCompile(t, docs...)
+		for e := 0; e < 300; e++ {
+			ev := procEvent("Image", word()+word()+word(), "CommandLine", word()+" "+word()+word())
+			got := rs.EvalHits(ev, nil)
+			var want []Hit
+			for gi := range rs.groups {
+				g := &rs.groups[gi]
+				if !g.selects(ev) {
+					continue
+				}
+				for _, cr := range g.rules {
+					if cr.cond.match(ev, nil) {
+						want = append(want, Hit{rule: cr.pos})
+					}
+				}
+			}
+			sortHits(got)
+			sortHits(want)
+			hits += len(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("round %d, event %v: indexed hits %v, brute force %v", round, ev.Unmapped, got, want)
+			}
+		}
+	}
+	if hits < 1000 {
+		t.Errorf("only %d hits: the alphabet no longer makes rules match", hits)
+	}
+	t.Logf("%d hits, indexed = brute force", hits)
 }
