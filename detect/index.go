@@ -427,9 +427,10 @@ var commonTokens = []string{
 // atomLiteral picks the atom for a literal: its longest ASCII run, lower
 // cased, of at most maxAtomLit bytes around its best window (atomWindow).
 // A literal with a rune that folds to no ASCII byte and an ASCII run of less
-// than four bytes (windash's " –ma ") gets the non-ASCII pseudo-literal: in
-// mostly-ASCII logs that is rarer than "ma ", and a three-byte literal costs
-// the scan a search per value. "" when the literal has no ASCII byte.
+// than four bytes (windash's " –ma ") or of a common token only gets the
+// non-ASCII pseudo-literal: in mostly-ASCII logs that is rarer than "ma ",
+// and a three-byte literal costs the scan a search per value. "" when the
+// literal has no ASCII byte.
 func atomLiteral(s string) string {
 	bs, be := 0, 0
 	for i := 0; i < len(s); {
@@ -446,12 +447,14 @@ func atomLiteral(s string) string {
 		i = j
 	}
 	run := s[bs:be]
-	if len(run) < 4 && strictNonASCII(s) {
-		return nonASCIIAtom
-	}
 	b := []byte(run)
 	for i := range b {
 		b[i] = lowerASCII(b[i])
+	}
+	// A run of a common token (".exe" of "⠀⠀⠀.exe", Braille blanks) is in
+	// nearly every value; the rune is not.
+	if (len(b) < 4 || slices.Contains(commonTokens, string(b))) && strictNonASCII(s) {
+		return nonASCIIAtom
 	}
 	if len(b) > maxAtomLit {
 		w := atomWindow(string(b))

@@ -77,7 +77,9 @@ func TestAtomLiteral(t *testing.T) {
 		{" –ma ", nonASCIIAtom},                                    // windash's en dash: three ASCII bytes are weaker than non-ASCII
 		{" –keyiso", " keyiso"[1:]},                                // a long enough ASCII run wins
 		{"ü", nonASCIIAtom},
-		{"é.exe", ".exe"},
+		{"é.exe", nonASCIIAtom},      // ".exe" is in every image path, é is not
+		{"⠀⠀⠀⠀⠀⠀.exe", nonASCIIAtom}, // Braille blanks (U+2800), a double-extension trick
+		{"é.docx", ".docx"},
 		{"ABC", "abc"},
 	}
 	for _, tt := range tests {
@@ -100,8 +102,10 @@ func TestAtomLiteral(t *testing.T) {
 func TestIndexRandomConditions(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 5))
 	word := func() string {
-		const alpha = `ab\.`
-		b := make([]byte, 1+r.IntN(5))
+		// Non-ASCII runes with and without ASCII folds (é, K and the
+		// Kelvin sign, Braille blank) exercise the non-ASCII atom.
+		alpha := []rune("ab\\.éK\u212a\u2800")
+		b := make([]rune, 1+r.IntN(5))
 		for i := range b {
 			b[i] = alpha[r.IntN(len(alpha))]
 		}
