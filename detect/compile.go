@@ -315,12 +315,13 @@ func collapseStars(toks []ptok) []ptok {
 // costs microseconds on a command line, a literal search tens of
 // nanoseconds, and most values lack the literals.
 type regexMatcher struct {
-	re   *regexp.Regexp
+	re   *regexp.Regexp // as the rule wrote it
+	test *regexp.Regexp // existsForm(re): what matchString runs
 	need [][]string
 }
 
 func newRegexMatcher(re *regexp.Regexp) regexMatcher {
-	m := regexMatcher{re: re}
+	m := regexMatcher{re: re, test: existsForm(re)}
 	if p, err := syntax.Parse(re.String(), syntax.Perl); err == nil {
 		lits, _ := regexLiterals(p.Simplify())
 		for _, c := range lits {
@@ -344,7 +345,7 @@ func (m regexMatcher) matchString(s string) bool {
 			return false
 		}
 	}
-	return m.re.MatchString(s)
+	return m.test.MatchString(s)
 }
 
 type cidrMatcher struct{ p netip.Prefix }
