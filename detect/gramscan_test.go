@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math/rand/v2"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -292,5 +293,40 @@ func TestRegexLiteralGate(t *testing.T) {
 	}
 	if m := newRegexMatcher(regexp.MustCompile(`\s-\s*<`)); len(m.need) == 0 {
 		t.Error(`\s-\s*< needs no literal: the gate is off`)
+	}
+}
+
+// BenchmarkGramScan scans benign command lines with the CommandLine scanner
+// of the SigmaHQ Windows process-creation rules (some 3,800 literals).
+func BenchmarkGramScan(b *testing.B) {
+	_, all := loadCorpus(b, filepath.Join(sigmaCorpus, "windows"))
+	rs, err := Compile(all, Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var g *gramIndex
+	for gi := range rs.groups {
+		if ix := rs.groups[gi].index; ix != nil {
+			for i := range ix.fields {
+				if f := &ix.fields[i]; f.src.key() == "|CommandLine" && (g == nil || len(f.atomRules) > len(g.entries)) {
+					g = f.grams
+				}
+			}
+		}
+	}
+	var bufs [][]byte
+	var total int
+	for _, ev := range winProcEvents() {
+		v, _ := ev.UnmappedValue("CommandLine")
+		buf, _ := foldValue(nil, v)
+		bufs = append(bufs, buf)
+		total += len(v)
+	}
+	b.SetBytes(int64(total / len(bufs)))
+	var hits []int32
+	i := 0
+	for b.Loop() {
+		hits = g.scan(bufs[i%len(bufs)], hits[:0])
+		i++
 	}
 }
