@@ -88,9 +88,14 @@ func newGramIndex(lits []string) *gramIndex {
 	// both turn up in most values and cost a verify per sharing literal.
 	windows := make([]string, len(lits))
 	woffs := make([]int, len(lits))
+	// A long literal is keyed on a window of maxAtom bytes: atomWindow's
+	// pick from its own bytes, unless another window holds a gram fewer
+	// of the set's literals hold ("\psexec_windows.exe" and nine other
+	// impacket tools share "_windows"; "psex" is theirs alone).
+	litShared := gramSharing(lits)
 	for id, l := range lits {
 		if len(l) > maxAtom {
-			woffs[id] = atomWindow(l)
+			woffs[id] = distinctWindow(l, atomWindow(l), litShared)
 			windows[id] = l[woffs[id] : woffs[id]+maxAtom]
 		} else {
 			windows[id] = l
@@ -194,6 +199,46 @@ func (t *gramTable) get(k uint32) gramSlot {
 			return s
 		}
 	}
+}
+
+// gramSharing counts, for each four-byte gram, the literals that hold it.
+func gramSharing(lits []string) map[uint32]int32 {
+	n := map[uint32]int32{}
+	seen := map[uint32]bool{}
+	for _, l := range lits {
+		clear(seen)
+		for i := 0; i+4 <= len(l); i++ {
+			k := binary.LittleEndian.Uint32([]byte(l[i:]))
+			if !seen[k] {
+				seen[k] = true
+				n[k]++
+			}
+		}
+	}
+	return n
+}
+
+// distinctWindow returns the offset of l's window of maxAtom bytes whose
+// least shared gram is shared by fewest literals, pick when none is
+// strictly better than it.
+func distinctWindow(l string, pick int, shared map[uint32]int32) int {
+	common := commonSpans(l)
+	rarest := func(o int) int32 {
+		r := int32(1 << 30)
+		for i := o; i+4 <= o+maxAtom; i++ {
+			if !slices.Contains(common[i:i+4], true) { // common text is in most events
+				r = min(r, shared[binary.LittleEndian.Uint32([]byte(l[i:]))])
+			}
+		}
+		return r
+	}
+	best, bestR := pick, rarest(pick)
+	for o := 0; o+maxAtom <= len(l); o++ {
+		if r := rarest(o); r < bestR {
+			best, bestR = o, r
+		}
+	}
+	return best
 }
 
 // anchorOffset picks the four-byte window of l the scan keys on: the one

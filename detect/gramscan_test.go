@@ -330,3 +330,25 @@ func BenchmarkGramScan(b *testing.B) {
 		i++
 	}
 }
+
+func TestDistinctWindow(t *testing.T) {
+	tools := []string{"atexec", "dcomexec", "psexec", "smbexec", "wmiexec", "getst", "secretsdump", "ticketer"}
+	var lits []string
+	for _, tool := range tools {
+		lits = append(lits, `\`+tool+`_windows.exe`)
+	}
+	shared := gramSharing(lits)
+	for _, l := range lits {
+		o := distinctWindow(l, atomWindow(l), shared)
+		w := l[o : o+maxAtom]
+		if strings.Contains(w, "_windows") || strings.Contains(w, "windows.") {
+			t.Errorf("%s: window %q is the part all %d literals share", l, w, len(lits))
+		}
+	}
+	// Common text is no anchor, however few literals share it.
+	l := `c:\program files\zzzzzzzz`
+	o := distinctWindow(l, atomWindow(l), gramSharing([]string{l, "zzzzzzzz1", "zzzzzzzz2", "zzzzzzzz3"}))
+	if w := l[o : o+maxAtom]; !strings.Contains(w, "zz") {
+		t.Errorf("%s: window %q lies in common text", l, w)
+	}
+}

@@ -471,15 +471,8 @@ func atomLiteral(s string) string {
 // ("ocuments" of "Find-InterestingDocuments" in "C:\Users\alice\Documents").
 const maxAtomLit = 64
 
-// atomWindow returns the offset in low (lower-cased ASCII) of the window of
-// maxAtom bytes that the scanner keys a longer literal on: the one of the
-// most uncommon bytes. Bytes inside tokens found in most events of their
-// field are worth nothing, frequent bytes little; the later window wins a
-// tie, as paths and command lines are distinctive at their end.
-func atomWindow(low string) int {
-	if len(low) <= maxAtom {
-		return 0
-	}
+// commonSpans marks the bytes of low that lie in a common token.
+func commonSpans(low string) []bool {
 	common := make([]bool, len(low))
 	for _, tok := range commonTokens {
 		for i := 0; ; {
@@ -493,6 +486,19 @@ func atomWindow(low string) int {
 			i += j + 1
 		}
 	}
+	return common
+}
+
+// atomWindow returns the offset in low (lower-cased ASCII) of the window of
+// maxAtom bytes that the scanner keys a longer literal on: the one of the
+// most uncommon bytes. Bytes inside tokens found in most events of their
+// field are worth nothing, frequent bytes little; the later window wins a
+// tie, as paths and command lines are distinctive at their end.
+func atomWindow(low string) int {
+	if len(low) <= maxAtom {
+		return 0
+	}
+	common := commonSpans(low)
 	best, bestScore := 0, -1
 	for i := 0; i+maxAtom <= len(low); i++ {
 		score := 0
