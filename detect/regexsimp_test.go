@@ -159,3 +159,25 @@ func BenchmarkExistsForm(b *testing.B) {
 		})
 	}
 }
+
+// FuzzExistsForm: for any expression Go compiles and any input, the
+// exists form matches exactly when the expression does.
+func FuzzExistsForm(f *testing.F) {
+	f.Add(`-k\s\w{1,64}(?:\s?(?:-p|-s))?`, `svchost.exe -k netsvcs -p`)
+	f.Add(`(?m)^a+$`, "b\naa\n")
+	f.Add(`(?i)x{2,}y*\b`, "XXy z")
+	f.Add(`(a|b+)c*`, "bbc")
+	f.Fuzz(func(t *testing.T, expr, s string) {
+		if len(expr) > 200 || len(s) > 400 {
+			return
+		}
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			return
+		}
+		ex := existsForm(re)
+		if got, want := ex.MatchString(s), re.MatchString(s); got != want {
+			t.Fatalf("%s on %q = %v; its existsForm %s = %v", expr, s, want, ex, got)
+		}
+	})
+}
