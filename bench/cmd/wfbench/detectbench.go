@@ -60,7 +60,7 @@ func (c *DetectConfig) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet("wfbench detect", flag.ContinueOnError)
 	fs.StringVar(&c.Rules, "rules", c.Rules, "folder of Sigma rules (every rule that compiles is loaded; the others are counted)")
 	fs.IntVar(&c.Small, "small", c.Small, "size of the small rule set: the first process_creation rules of --rules")
-	fs.IntVar(&c.Events, "events", c.Events, "distinct generated events, cycled through")
+	fs.IntVar(&c.Events, "events", c.Events, "distinct generated events, cycled through: the default outgrows the CPU caches; 500 is about one sensor batch of Sysmon records (a batch closes near 1 MiB), as warm as the pipeline sees them")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "measuring time per rule set")
 	fs.StringVar(&c.Out, "out", c.Out, "write the result as JSON to this file")
 	fs.StringVar(&c.Profile, "cpuprofile", c.Profile, "write a CPU profile of the all-rules run to this file (go tool pprof)")
