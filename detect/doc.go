@@ -35,11 +35,15 @@
 //     across all rules of the group form one multi-literal scanner
 //     (gramscan.go: hashed four-byte anchors, filter then verify), so each
 //     field value is scanned once for all rules, and only rules whose every
-//     clause was hit are evaluated in full. NOT, null, exists, numbers,
-//     fieldref and literal-free regexps give no atoms; a rule with none is
-//     evaluated for every event of its group. The prefilter only
-//     over-approximates (TestIndexMatchesBruteForce checks it against the
-//     whole SigmaHQ set). Eval reads the event in place, allocates nothing
+//     clause was hit are evaluated in full (OR distributes over AND, so
+//     "1 of selection_*" keeps each selection's rare atoms). NOT, null,
+//     exists, numbers, fieldref and literal-free regexps give no atoms; a
+//     rule with none is evaluated for every event of its group. The
+//     prefilter only over-approximates (TestIndexMatchesBruteForce checks it
+//     against the whole SigmaHQ set, TestIndexRandomConditions on random
+//     nested conditions). An event's vendor fields are filed by slot in one
+//     pass on its first lookup (ukeys.go), and regexps run in their exists
+//     form (regexsimp.go). Eval reads the event in place, allocates nothing
 //     unless a rule matches (scratch state is pooled), does no I/O and is
 //     safe for concurrent use; a new rule set is swapped in by replacing an
 //     atomic pointer.
