@@ -9,7 +9,6 @@ import (
 	"github.com/watchfloor/watchfloor/schemas"
 )
 
-
 // Zeek returns the "zeek" format: any Zeek log, JSON lines or TSV with "#"
 // headers. TSV records take their log from the "#path" header; JSON records
 // from a "_path" field when present, otherwise from the fields they carry
@@ -375,7 +374,6 @@ func mapZeek(path string, fields []flatField, ev *schemas.Event) error {
 	ev.AddObservable(schemas.ObservableUserName, "user.name", ev.UserName)
 	return nil
 }
-
 
 // setClass sets class, category and activity; category is class/1000.
 func setClass(ev *schemas.Event, class, activity uint32) {
