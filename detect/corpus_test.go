@@ -148,20 +148,8 @@ func TestIndexMatchesBruteForce(t *testing.T) {
 	hits, total := 0, 0
 	for _, ev := range evs {
 		got := rs.EvalHits(ev, nil)
-		var want []Hit
-		for gi := range rs.groups {
-			g := &rs.groups[gi]
-			if !g.selects(ev) {
-				continue
-			}
-			for _, r := range g.rules {
-				if r.cond.match(ev, nil) {
-					want = append(want, Hit{rule: r.pos})
-				}
-			}
-		}
+		want := bruteForceHits(rs, ev)
 		sortHits(got)
-		sortHits(want)
 		total++
 		hits += len(want)
 		if len(got) != len(want) {
@@ -180,6 +168,26 @@ func TestIndexMatchesBruteForce(t *testing.T) {
 }
 
 func sortHits(h []Hit) { sort.Slice(h, func(i, j int) bool { return h[i].rule < h[j].rule }) }
+
+// bruteForceHits evaluates every rule of every group that selects ev in
+// full, without the prefilter: what EvalHits must return. The hits are in
+// rule order.
+func bruteForceHits(rs *RuleSet, ev *schemas.Event) []Hit {
+	var want []Hit
+	for gi := range rs.groups {
+		g := &rs.groups[gi]
+		if !g.selects(ev) {
+			continue
+		}
+		for _, r := range g.rules {
+			if r.cond.match(ev, nil) {
+				want = append(want, Hit{rule: r.pos})
+			}
+		}
+	}
+	sortHits(want)
+	return want
+}
 
 // corpusEvents builds process creation events whose fields carry the
 // values of the corpus rules' selections.

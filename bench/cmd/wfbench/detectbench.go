@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/segmentio/encoding/json"
-
 	"github.com/watchfloor/watchfloor/bench/gen"
 	"github.com/watchfloor/watchfloor/detect"
 	"github.com/watchfloor/watchfloor/normalize"
@@ -113,13 +111,7 @@ type DetectSet struct {
 
 func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := defaultDetectConfig()
-	fs := cfg.flags()
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, detectUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(cfg.flags(), detectUsage, args, stderr); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -131,13 +123,7 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	res.print(stdout)
 	if cfg.Out != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(cfg.Out, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
+		return writeJSON(cfg.Out, res)
 	}
 	return nil
 }

@@ -56,13 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDetect(ctx, args[1:], stdout, stderr)
 	}
 	cfg := defaultConfig()
-	fs := cfg.flags()
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(cfg.flags(), usage, args, stderr); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -81,4 +75,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("count mismatch: sent %d, stored %d events + %d dead letters", res.Sent, res.Events, res.DeadLetters)
 	}
 	return nil
+}
+
+// parseFlags parses args with fs, its errors and --help (usage, then the
+// flags) going to stderr.
+func parseFlags(fs *flag.FlagSet, usage string, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs.Parse(args)
 }

@@ -209,14 +209,19 @@ func (r *Result) write(out string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(out+".json", b, 0o644); err != nil {
+	if err := writeJSON(out+".json", r); err != nil {
 		return err
 	}
 	return os.WriteFile(out+".svg", []byte(plotSVG(r)), 0o644)
+}
+
+// writeJSON writes v to path as indented JSON.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // plotSVG draws stored records/s (left axis) and the per-second p99

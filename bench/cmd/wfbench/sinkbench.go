@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/segmentio/encoding/json"
-
 	"github.com/watchfloor/watchfloor/bench/gen"
 	"github.com/watchfloor/watchfloor/normalize"
 	"github.com/watchfloor/watchfloor/schemas"
@@ -148,13 +146,7 @@ type SinkPoint struct {
 
 func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := defaultSinkConfig()
-	fs := cfg.flags()
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, sinkUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(cfg.flags(), sinkUsage, args, stderr); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -166,11 +158,7 @@ func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	res.print(stdout)
 	if cfg.Out != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(cfg.Out, append(b, '\n'), 0o644); err != nil {
+		if err := writeJSON(cfg.Out, res); err != nil {
 			return err
 		}
 	}
