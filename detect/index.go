@@ -138,7 +138,7 @@ func atomLen(lit string) int {
 	if lit == nonASCIIAtom {
 		return 4 // rarer than most short literals in typical, mostly-ASCII logs
 	}
-	if slices.Contains(commonTokens, lit) {
+	if isCommonToken(lit) {
 		return 3 // in most events: no better than a three-byte literal
 	}
 	return min(len(lit), maxAtom)
@@ -424,6 +424,8 @@ var commonTokens = []string{
 	`\currentversion\`, `\services\`, `\controlset001\`, `\currentcontrolset\`, `nt authority\`,
 }
 
+func isCommonToken(lit string) bool { return slices.Contains(commonTokens, lit) }
+
 // atomLiteral picks the atom for a literal: its longest ASCII run, lower
 // cased, of at most maxAtomLit bytes around its best window (atomWindow).
 // A literal with a rune that folds to no ASCII byte and an ASCII run of less
@@ -453,7 +455,7 @@ func atomLiteral(s string) string {
 	}
 	// A run of a common token (".exe" of "⠀⠀⠀.exe", Braille blanks) is in
 	// nearly every value; the rune is not.
-	if (len(b) < 4 || slices.Contains(commonTokens, string(b))) && strictNonASCII(s) {
+	if (len(b) < 4 || isCommonToken(string(b))) && strictNonASCII(s) {
 		return nonASCIIAtom
 	}
 	if len(b) > maxAtomLit {
@@ -642,15 +644,6 @@ type scratch struct {
 	umark   []uint32
 	uepoch  uint32
 	ufilled bool
-}
-
-// nextU starts a new event: every memoized unmapped value is stale.
-func (s *scratch) nextU() {
-	s.ufilled = false
-	if s.uepoch++; s.uepoch == 0 {
-		clear(s.umark)
-		s.uepoch = 1
-	}
 }
 
 func (s *scratch) nextR() uint32 {

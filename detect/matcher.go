@@ -56,23 +56,6 @@ type source struct {
 	uslot int32
 }
 
-// unmappedValue returns the event's unmapped value of src, from s's memo
-// when s is given: the first lookup of an event files all its unmapped
-// values by slot (fillUnmapped), the others read their slot.
-func (s *scratch) unmappedValue(ev *schemas.Event, src *source) (string, bool) {
-	if s == nil || src.uslot == 0 || int(src.uslot) > len(s.umark) {
-		return ev.UnmappedValue(src.unmapped)
-	}
-	if !s.ufilled {
-		s.fillUnmapped(ev)
-	}
-	i := src.uslot - 1
-	if s.umark[i] == s.uepoch {
-		return s.uval[i], true
-	}
-	return "", false
-}
-
 // key identifies the source for the index.
 func (s *source) key() string {
 	if s.keywords != nil {

@@ -1,6 +1,10 @@
 package detect
 
-import "github.com/watchfloor/watchfloor/schemas"
+import (
+	"math/bits"
+
+	"github.com/watchfloor/watchfloor/schemas"
+)
 
 // keyTable finds the memo slot of an unmapped key: an open-addressing hash
 // table over the rule set's unmapped keys, hashed on the key's length and
@@ -19,7 +23,7 @@ func newKeyTable(ukeys map[string]int32) keyTable {
 	for size < 4*len(ukeys) {
 		size *= 2
 	}
-	t := keyTable{keys: make([]string, size), slots: make([]int32, size), shift: uint8(64 - log2(size))}
+	t := keyTable{keys: make([]string, size), slots: make([]int32, size), shift: uint8(64 - bits.TrailingZeros(uint(size)))}
 	for k, slot := range ukeys {
 		if k == "" {
 			continue // never looked up by the pass; first() falls back to a scan
@@ -31,14 +35,6 @@ func newKeyTable(ukeys map[string]int32) keyTable {
 		t.keys[i], t.slots[i] = k, slot
 	}
 	return t
-}
-
-func log2(n int) int {
-	b := 0
-	for 1<<b < n {
-		b++
-	}
-	return b
 }
 
 func (t *keyTable) home(k string) int {
@@ -75,4 +71,30 @@ func (s *scratch) fillUnmapped(ev *schemas.Event) {
 			}
 		}
 	}
+}
+
+// nextU starts a new event: every memoized unmapped value is stale.
+func (s *scratch) nextU() {
+	s.ufilled = false
+	if s.uepoch++; s.uepoch == 0 {
+		clear(s.umark)
+		s.uepoch = 1
+	}
+}
+
+// unmappedValue returns the event's unmapped value of src, from s's memo
+// when s is given: the first lookup of an event files all its unmapped
+// values by slot (fillUnmapped), the others read their slot.
+func (s *scratch) unmappedValue(ev *schemas.Event, src *source) (string, bool) {
+	if s == nil || src.uslot == 0 || int(src.uslot) > len(s.umark) {
+		return ev.UnmappedValue(src.unmapped)
+	}
+	if !s.ufilled {
+		s.fillUnmapped(ev)
+	}
+	i := src.uslot - 1
+	if s.umark[i] == s.uepoch {
+		return s.uval[i], true
+	}
+	return "", false
 }
