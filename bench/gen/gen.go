@@ -13,6 +13,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/segmentio/encoding/json"
 )
 
 // A Generator appends one record of its format (no newline) to dst.
@@ -45,42 +47,21 @@ var (
 	// procs are everyday process starts, each with a command line and a
 	// parent it has on a real host: a SOC's process events are nearly all
 	// benign, and the rule engine's cost is that of its no-match path.
-	procs = []struct{ image, args, parent, user string }{
-		{`C:\Windows\System32\svchost.exe`, `-k netsvcs -p -s Schedule`, `C:\Windows\System32\services.exe`, `NT AUTHORITY\SYSTEM`},
-		{`C:\Windows\System32\svchost.exe`, `-k LocalServiceNetworkRestricted -p`, `C:\Windows\System32\services.exe`, `NT AUTHORITY\LOCAL SERVICE`},
-		{`C:\Windows\explorer.exe`, ``, `C:\Windows\System32\userinit.exe`, ``},
-		{`C:\Program Files\Mozilla Firefox\firefox.exe`, `-contentproc --channel=1234 -childID 5 -isForBrowser -prefsLen 31000 -parentBuildID 20240101 tab`, `C:\Program Files\Mozilla Firefox\firefox.exe`, ``},
-		{`C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE`, `/n "C:\Users\alice\Documents\Quarterly report.docx"`, `C:\Windows\explorer.exe`, ``},
-		{`C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe`, `-NoProfile -Command Get-Process`, `C:\Windows\explorer.exe`, ``},
-		{`C:\Windows\System32\cmd.exe`, `/c dir C:\Users`, `C:\Windows\explorer.exe`, ``},
-		{`C:\Windows\System32\conhost.exe`, `0xffffffff -ForceV1`, `C:\Windows\System32\cmd.exe`, ``},
-		{`C:\Program Files (x86)\Google\Chrome\Application\chrome.exe`, `--type=renderer --lang=en-US --renderer-client-id=7 --mojo-platform-channel-handle=2840 /prefetch:1`, `C:\Program Files (x86)\Google\Chrome\Application\chrome.exe`, ``},
-		{`C:\Windows\System32\taskhostw.exe`, `{222A245B-E637-4AE9-A93F-A59CA119A75E}`, `C:\Windows\System32\svchost.exe`, ``},
+	procs = []struct{ image, cmd, parent, parentCmd, user string }{
+		{`C:\Windows\System32\svchost.exe`, `"C:\Windows\System32\svchost.exe" -k netsvcs -p -s Schedule`, `C:\Windows\System32\services.exe`, `"C:\Windows\System32\services.exe"`, `NT AUTHORITY\SYSTEM`},
+		{`C:\Windows\System32\svchost.exe`, `"C:\Windows\System32\svchost.exe" -k LocalServiceNetworkRestricted -p`, `C:\Windows\System32\services.exe`, `"C:\Windows\System32\services.exe"`, `NT AUTHORITY\LOCAL SERVICE`},
+		{`C:\Windows\explorer.exe`, `"C:\Windows\explorer.exe"`, `C:\Windows\System32\userinit.exe`, `"C:\Windows\System32\userinit.exe"`, ``},
+		{`C:\Program Files\Mozilla Firefox\firefox.exe`, `"C:\Program Files\Mozilla Firefox\firefox.exe" -contentproc --channel=1234 -childID 5 -isForBrowser -prefsLen 31000 -parentBuildID 20240101 tab`, `C:\Program Files\Mozilla Firefox\firefox.exe`, `"C:\Program Files\Mozilla Firefox\firefox.exe"`, ``},
+		{`C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE`, `"C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE" /n "C:\Users\alice\Documents\Quarterly report.docx"`, `C:\Windows\explorer.exe`, `"C:\Windows\explorer.exe"`, ``},
+		{`C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe`, `"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe" -NoProfile -Command Get-Process`, `C:\Windows\explorer.exe`, `"C:\Windows\explorer.exe"`, ``},
+		{`C:\Windows\System32\cmd.exe`, `"C:\Windows\System32\cmd.exe" /c dir C:\Users`, `C:\Windows\explorer.exe`, `"C:\Windows\explorer.exe"`, ``},
+		{`C:\Windows\System32\conhost.exe`, `"C:\Windows\System32\conhost.exe" 0xffffffff -ForceV1`, `C:\Windows\System32\cmd.exe`, `"C:\Windows\System32\cmd.exe"`, ``},
+		{`C:\Program Files (x86)\Google\Chrome\Application\chrome.exe`, `"C:\Program Files (x86)\Google\Chrome\Application\chrome.exe" --type=renderer --lang=en-US --renderer-client-id=7 --mojo-platform-channel-handle=2840 /prefetch:1`, `C:\Program Files (x86)\Google\Chrome\Application\chrome.exe`, `"C:\Program Files (x86)\Google\Chrome\Application\chrome.exe"`, ``},
+		{`C:\Windows\System32\taskhostw.exe`, `"C:\Windows\System32\taskhostw.exe" {222A245B-E637-4AE9-A93F-A59CA119A75E}`, `C:\Windows\System32\svchost.exe`, `"C:\Windows\System32\svchost.exe"`, ``},
 	}
 	users = []string{"alice", "bob", "carol", "svc-backup", "root", "admin", "deploy"}
 	qtype = []string{"A", "AAAA", "MX", "TXT", "PTR", "CNAME"}
 )
-
-// appendJSONString appends s as a JSON string: strconv.Quote's \x escapes
-// are not JSON.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	return append(appendJSONBody(dst, s), '"')
-}
-
-// appendJSONBody appends s escaped for inside a JSON string (the generator's
-// strings hold no control characters).
-func appendJSONBody(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
 
 func pick[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }
 
@@ -168,19 +149,12 @@ func sysmonProcess(dst []byte, r *rand.Rand, i uint64, t time.Time) []byte {
 	dst = append(dst, `","ProcessGuid":"{A23EAE89-BD28-5D6A-0000-00`...)
 	dst = strconv.AppendUint(dst, i%1e9, 16)
 	dst = append(dst, `}","Image":`...)
-	dst = appendJSONString(dst, p.image)
+	dst = json.AppendEscape(dst, p.image, 0)
 	dst = append(dst, `,"CommandLine":`...)
-	dst = append(dst, `"\"`...)
-	dst = appendJSONBody(dst, p.image)
-	dst = append(dst, `\"`...)
-	if p.args != "" {
-		dst = append(dst, ' ')
-		dst = appendJSONBody(dst, p.args)
-	}
-	dst = append(dst, '"')
+	dst = json.AppendEscape(dst, p.cmd, 0)
 	dst = append(dst, `,"CurrentDirectory":"C:\\Windows\\system32\\","User":`...)
 	if p.user != "" {
-		dst = appendJSONString(dst, p.user)
+		dst = json.AppendEscape(dst, p.user, 0)
 	} else {
 		dst = append(dst, `"AGENCY\\`...)
 		dst = append(dst, pick(r, users)...)
@@ -191,11 +165,9 @@ func sysmonProcess(dst []byte, r *rand.Rand, i uint64, t time.Time) []byte {
 		dst = strconv.AppendUint(dst, uint64(r.Uint32())|1<<31, 16)
 	}
 	dst = append(dst, `","ParentImage":`...)
-	dst = appendJSONString(dst, p.parent)
+	dst = json.AppendEscape(dst, p.parent, 0)
 	dst = append(dst, `,"ParentCommandLine":`...)
-	dst = append(dst, `"\"`...)
-	dst = appendJSONBody(dst, p.parent)
-	dst = append(dst, `\""`...)
+	dst = json.AppendEscape(dst, p.parentCmd, 0)
 	return append(dst, '}')
 }
 
