@@ -6,10 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -184,37 +182,19 @@ func benchDetect(ctx context.Context, cfg DetectConfig, progressOut io.Writer) (
 // compilableRules parses every rule file under dir and keeps the rules that
 // compile on their own, counting the others.
 func compilableRules(dir string) ([]*detect.Rule, int, error) {
-	var rules []*detect.Rule
-	skipped := 0
+	parsed, errs := detect.ParseDir(dir)
+	skipped := len(errs)
 	cfg := detect.DefaultConfig()
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	var rules []*detect.Rule
+	for _, r := range parsed {
+		if _, err := detect.Compile([]*detect.Rule{r}, cfg); err != nil {
+			skipped++
+			continue
 		}
-		ext := strings.ToLower(filepath.Ext(path))
-		if d.IsDir() || (ext != ".yml" && ext != ".yaml") || detect.IsTestFile(path) {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		rs, errs := detect.ParseFile(path, data)
-		skipped += len(errs)
-		for _, r := range rs {
-			if _, err := detect.Compile([]*detect.Rule{r}, cfg); err != nil {
-				skipped++
-				continue
-			}
-			rules = append(rules, r)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("read rules from %s: %w", dir, err)
+		rules = append(rules, r)
 	}
 	if len(rules) == 0 {
-		return nil, 0, fmt.Errorf("read rules from %s: no rule compiles", dir)
+		return nil, 0, fmt.Errorf("read rules from %s: no rule compiles (%d do not)", dir, skipped)
 	}
 	return rules, skipped, nil
 }
