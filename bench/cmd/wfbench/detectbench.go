@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"strings"
 	"time"
 
 	"github.com/watchfloor/watchfloor/bench/gen"
@@ -281,10 +280,7 @@ func runSet(ctx context.Context, rs *detect.RuleSet, evs []schemas.Event, d time
 
 // drawDetect draws the progress line of one rule set's run.
 func drawDetect(w io.Writer, name string, el, total time.Duration, n uint64) {
-	const width = 30
-	frac := min(el.Seconds()/total.Seconds(), 1)
-	k := int(frac * width)
-	fmt.Fprintf(w, "\r%-5s [%s%s] %5.1f%%  %d events  %.0f/s   ", name, strings.Repeat("=", k), strings.Repeat(" ", width-k), 100*frac, n, float64(n)/el.Seconds())
+	fmt.Fprintf(w, "\r%-5s %s  %d events  %.0f/s   ", name, barCells(el.Seconds()/total.Seconds()), n, float64(n)/el.Seconds())
 }
 
 func (r *DetectResult) print(w io.Writer) {

@@ -281,14 +281,20 @@ type bar struct {
 func newBar(w io.Writer, total time.Duration) *bar { return &bar{w: w, total: total} }
 
 func (b *bar) draw(phase string, elapsed time.Duration, p Point) {
-	const width = 30
 	frac := min(elapsed.Seconds()/b.total.Seconds(), 1)
 	if phase == "drain" && p.Sent > 0 {
 		frac = min(float64(p.Stored)/float64(p.Sent), 1)
 	}
+	fmt.Fprintf(b.w, "\r%-7s %s  sent %d  stored %d  %.0f/s  p99 q %.2fs d %.2fs   ",
+		phase, barCells(frac), p.Sent, p.Stored, p.StoredPerSec, p.QueryableP99, p.DetectionP99)
+}
+
+// barCells draws frac (0..1) as a bar of 30 cells and a percentage.
+func barCells(frac float64) string {
+	const width = 30
+	frac = max(0, min(frac, 1))
 	n := int(frac * width)
-	fmt.Fprintf(b.w, "\r%-7s [%s%s] %5.1f%%  sent %d  stored %d  %.0f/s  p99 q %.2fs d %.2fs   ",
-		phase, strings.Repeat("=", n), strings.Repeat(" ", width-n), 100*frac, p.Sent, p.Stored, p.StoredPerSec, p.QueryableP99, p.DetectionP99)
+	return fmt.Sprintf("[%s%s] %5.1f%%", strings.Repeat("=", n), strings.Repeat(" ", width-n), 100*frac)
 }
 
 func (b *bar) done() { fmt.Fprintln(b.w) }
