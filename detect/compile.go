@@ -317,11 +317,13 @@ func collapseStars(toks []ptok) []ptok {
 type regexMatcher struct {
 	re   *regexp.Regexp // as the rule wrote it
 	test *regexp.Regexp // existsForm(re): what matchString runs
+	seq  *byteSeq       // test as a byte sequence, for ASCII input; nil when it is none
 	need [][]string
 }
 
 func newRegexMatcher(re *regexp.Regexp) regexMatcher {
 	m := regexMatcher{re: re, test: existsForm(re)}
+	m.seq, _ = newByteSeq(m.test)
 	if p, err := syntax.Parse(re.String(), syntax.Perl); err == nil {
 		lits, _ := regexLiterals(p.Simplify())
 		for _, c := range lits {
@@ -334,6 +336,9 @@ func newRegexMatcher(re *regexp.Regexp) regexMatcher {
 }
 
 func (m regexMatcher) matchString(s string) bool {
+	if m.seq != nil && isASCII(s) {
+		return m.seq.match(s)
+	}
 	for _, c := range m.need {
 		found := false
 		for _, l := range c {

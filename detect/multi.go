@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"encoding/binary"
 	"maps"
 	"math/bits"
 	"slices"
@@ -27,7 +28,13 @@ type multiContains struct {
 const minMultiContains = 4
 
 func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for ; i+8 <= len(s); i += 8 { // eight bytes a load: it runs ahead of every regexp
+		if binary.LittleEndian.Uint64([]byte(s[i:i+8]))&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
 			return false
 		}

@@ -67,16 +67,12 @@ func TestExistsFormAgrees(t *testing.T) {
 	}
 }
 
-// TestExistsFormCorpus checks existsForm on every regular expression of
-// the SigmaHQ rules against the original, on the rules' own values (which
-// the expressions were written against) and on edits of them.
-func TestExistsFormCorpus(t *testing.T) {
+// corpusRegexes returns the regular expressions of the SigmaHQ corpus (with
+// their rule's path) and every value the corpus's rules name, as inputs.
+func corpusRegexes(t *testing.T) ([]reItem, []string) {
+	t.Helper()
 	_, rules := loadCorpus(t, sigmaCorpus)
 	var values []string
-	type reItem struct {
-		src string
-		re  *regexp.Regexp
-	}
 	var res []reItem
 	for _, r := range rules {
 		for _, s := range r.Detection.Searches {
@@ -112,6 +108,19 @@ func TestExistsFormCorpus(t *testing.T) {
 	if len(res) < 100 {
 		t.Fatalf("only %d regular expressions in the corpus", len(res))
 	}
+	return res, values
+}
+
+type reItem struct {
+	src string
+	re  *regexp.Regexp
+}
+
+// TestExistsFormCorpus checks existsForm on every regular expression of
+// the SigmaHQ rules against the original, on the rules' own values (which
+// the expressions were written against) and on edits of them.
+func TestExistsFormCorpus(t *testing.T) {
+	res, values := corpusRegexes(t)
 	rnd := rand.New(rand.NewPCG(1, 1))
 	changed, matched := 0, 0
 	for _, it := range res {
