@@ -265,16 +265,12 @@ func foldValue(buf []byte, v string) ([]byte, bool) {
 	buf = slices.Grow(buf[:0], len(v)+gramPad)
 	nonASCII := false
 	i := 0
-	// Eight ASCII bytes at a time: a byte b in 'A'..'Z' is the one for which
-	// b+(0x80-'A') has its top bit set and b+(0x80-'Z'-1) has not; no sum
-	// carries into the next byte as every byte is below 0x80.
-	for ; i+8 <= len(v); i += 8 {
+	for ; i+8 <= len(v); i += 8 { // eight ASCII bytes at a time
 		x := binary.LittleEndian.Uint64([]byte(v[i : i+8]))
-		if x&0x8080808080808080 != 0 {
+		if x&highBits != 0 {
 			break
 		}
-		upper := ((x + 0x3F3F3F3F3F3F3F3F) ^ (x + 0x2525252525252525)) & 0x8080808080808080
-		buf = binary.LittleEndian.AppendUint64(buf, x|upper>>2)
+		buf = binary.LittleEndian.AppendUint64(buf, lower8(x))
 	}
 	for i < len(v) {
 		b := v[i]

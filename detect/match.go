@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"encoding/binary"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -320,6 +321,17 @@ func lowerASCII(b byte) byte {
 // many bytes of s the match covers (folding can change a rune's length).
 func prefixFold(s, p string) (int, bool) {
 	i, j := 0, 0
+	// Eight ASCII bytes a compare; at a non-ASCII byte the loop below
+	// takes over, rune by rune.
+	for ; j+8 <= len(p) && j+8 <= len(s); i, j = i+8, j+8 {
+		x, y := binary.LittleEndian.Uint64([]byte(s[j:j+8])), binary.LittleEndian.Uint64([]byte(p[j:j+8]))
+		if (x|y)&highBits != 0 {
+			break
+		}
+		if lower8(x) != lower8(y) {
+			return 0, false
+		}
+	}
 	for j < len(p) {
 		if i >= len(s) {
 			return 0, false
@@ -346,6 +358,15 @@ func prefixFold(s, p string) (int, bool) {
 
 func hasSuffixFold(s, p string) bool {
 	i, j := len(s), len(p)
+	for ; j >= 8 && i >= 8; i, j = i-8, j-8 {
+		x, y := binary.LittleEndian.Uint64([]byte(s[i-8:i])), binary.LittleEndian.Uint64([]byte(p[j-8:j]))
+		if (x|y)&highBits != 0 {
+			break
+		}
+		if lower8(x) != lower8(y) {
+			return false
+		}
+	}
 	for j > 0 {
 		if i <= 0 {
 			return false
@@ -538,4 +559,13 @@ func indexFoldSlow(s, p string) (int, int, bool) {
 			next[ki] = -1
 		}
 	}
+}
+
+const highBits = 0x8080808080808080
+
+// lower8 lower-cases eight ASCII bytes: a byte b in 'A'..'Z' is the one for
+// which b+(0x80-'A') has its top bit set and b+(0x80-'Z'-1) has not; no sum
+// carries into the next byte as every byte is below 0x80.
+func lower8(x uint64) uint64 {
+	return x | ((x+0x3F3F3F3F3F3F3F3F)^(x+0x2525252525252525))&highBits>>2
 }
