@@ -246,6 +246,8 @@ func literalsOf(sm stringMatcher) ([][]string, bool) {
 		return unionLiterals(m.slow)
 	case *multiAffix:
 		return unionLiterals(m.slow)
+	case *exactSet:
+		return unionLiterals(m.slow)
 	case *multiContainsUni:
 		return unionLiterals(m.slow)
 	}

@@ -195,7 +195,7 @@ func (c *compiler) compileItem(it *FieldItem) (matcher, error) {
 		fm.values = append(fm.values, sm)
 	}
 	if !fm.all {
-		fm.values = mergeAffixes(mergeContains(fm.values))
+		fm.values = mergeExact(mergeAffixes(mergeContains(fm.values)))
 	}
 	if fm.all && fm.ints != nil {
 		// Keep "all" simple: every value goes through the string path.

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/bits"
 	"slices"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -440,4 +441,76 @@ func (m *multiContainsUni) matchString(s string) bool {
 		i += size
 	}
 	return false
+}
+
+// exactSet matches "equals any of these literals", case-insensitively, with
+// one lookup of the lower-cased value: SigmaHQ lists a renamed binary's
+// OriginalFileName among dozens, and each EqualFold is a call and a loop.
+type exactSet struct {
+	lits   map[string]struct{} // lower-cased
+	maxLen int
+	slow   []stringMatcher
+}
+
+// maxExactSetKey bounds the value lower-cased on the stack; a longer one
+// equals no literal of the set or is compared one by one.
+const maxExactSetKey = 128
+
+func (m *exactSet) matchString(s string) bool {
+	if len(s) > utf8.UTFMax*m.maxLen {
+		return false // more runes than every literal
+	}
+	var buf [maxExactSetKey]byte
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b >= utf8.RuneSelf {
+			return m.matchSlow(s) // the Kelvin sign and long s fold to ASCII letters
+		}
+		if i == m.maxLen { // longer than every literal, unless runes follow
+			return !isASCII(s[i:]) && m.matchSlow(s)
+		}
+		buf[i] = lowerASCII(b)
+	}
+	_, ok := m.lits[string(buf[:len(s)])]
+	return ok
+}
+
+func (m *exactSet) matchSlow(s string) bool {
+	for _, sm := range m.slow {
+		if sm.matchString(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeExact replaces four or more case-insensitive ASCII equality matchers
+// of an OR list by one exactSet.
+func mergeExact(ms []stringMatcher) []stringMatcher {
+	mergeable := func(sm stringMatcher) (exactMatcher, bool) {
+		e, ok := sm.(exactMatcher)
+		return e, ok && e.fold && e.lit != "" && len(e.lit) <= maxExactSetKey && isASCII(e.lit)
+	}
+	n := 0
+	for _, sm := range ms {
+		if _, ok := mergeable(sm); ok {
+			n++
+		}
+	}
+	if n < minMultiContains {
+		return ms
+	}
+	set := &exactSet{lits: make(map[string]struct{}, n)}
+	out := []stringMatcher{set}
+	for _, sm := range ms {
+		e, ok := mergeable(sm)
+		if !ok {
+			out = append(out, sm)
+			continue
+		}
+		set.lits[strings.ToLower(e.lit)] = struct{}{}
+		set.maxLen = max(set.maxLen, len(e.lit))
+		set.slow = append(set.slow, e)
+	}
+	return out
 }
