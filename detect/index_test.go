@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/watchfloor/watchfloor/schemas"
 )
 
 // TestRegexLiteralsSound checks the prefilter's reading of regular
@@ -98,7 +100,10 @@ func TestAtomLiteral(t *testing.T) {
 // and "1 of"/"all of") over a small alphabet, so that values collide with
 // events often, and checks the indexed evaluation against every rule
 // evaluated in full: the prefilter (clausesOf, its distribution of OR over
-// AND, the gram scan) may only ever over-approximate.
+// AND, the gram scan) may only ever over-approximate. It also checks the
+// candidates themselves against their definition (candidatesByClauses):
+// a prefilter that let through more rules than it should would still give
+// the right hits.
 func TestIndexRandomConditions(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 5))
 	word := func() string {
@@ -113,7 +118,7 @@ func TestIndexRandomConditions(t *testing.T) {
 	}
 	fields := []string{"Image", "CommandLine"}
 	mods := []string{"", "|contains", "|startswith", "|endswith", "|contains|all"}
-	hits := 0
+	hits, cands := 0, 0
 	for round := 0; round < 40; round++ {
 		var docs []string
 		for i := 0; i < 3*minIndexedGroup; i++ {
@@ -152,10 +157,57 @@ func TestIndexRandomConditions(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("round %d, event %v: indexed hits %v, brute force %v", round, ev.Unmapped, got, want)
 			}
+			for gi := range rs.groups {
+				g := &rs.groups[gi]
+				if g.index == nil {
+					continue
+				}
+				s := rs.getScratch()
+				s.nextU()
+				got := slices.Clone(g.index.candidates(ev, s))
+				if want := candidatesByClauses(g, ev, s); !slices.Equal(got, want) {
+					t.Fatalf("round %d, event %v: candidates %v, by their clauses %v", round, ev.Unmapped, got, want)
+				}
+				cands += len(got)
+			}
 		}
 	}
 	if hits < 1000 {
 		t.Errorf("only %d hits: the alphabet no longer makes rules match", hits)
 	}
-	t.Logf("%d hits, indexed = brute force", hits)
+	if cands <= hits {
+		t.Errorf("%d candidates for %d hits: the check of candidates sees no over-approximation", cands, hits)
+	}
+	t.Logf("%d hits, indexed = brute force; %d candidates, as their clauses say", hits, cands)
+}
+
+// candidatesByClauses is what groupIndex.candidates returns, by definition:
+// the rules with no clauses, and those each of whose prefilter clauses has
+// an atom whose literal is in the folded value of the atom's field (the
+// non-ASCII atom: whose value holds a non-ASCII rune).
+func candidatesByClauses(g *ruleGroup, ev *schemas.Event, s *scratch) []int32 {
+	var out []int32
+	for pos, r := range g.rules {
+		cs, ok := clausesOf(r.cond)
+		if !ok {
+			out = append(out, int32(pos))
+			continue
+		}
+		all := true
+		for _, c := range strongClauses(cs) {
+			found := false
+			for _, a := range c {
+				if v, ok := a.src.firstIn(ev, s); ok {
+					low, nonASCII := foldValue(nil, v)
+					found = found || strings.Contains(string(low[:len(low)-gramPad]), a.lit) ||
+						a.lit == nonASCIIAtom && nonASCII // any rune, the Kelvin sign too
+				}
+			}
+			all = all && found
+		}
+		if all {
+			out = append(out, int32(pos))
+		}
+	}
+	return out
 }
