@@ -23,8 +23,12 @@ import (
 // evaluated for every event of its group. All atoms of a group that read the
 // same field go into one scanner (gramIndex), so each field value of an
 // event is scanned once for all rules; only the rules whose atoms occur are
-// then evaluated in full. The prefilter only ever over-approximates: the full
-// evaluation decides.
+// then evaluated in full. A rule is reached only through the atoms of its
+// most selective clause (its trigger): a common atom ("medium" of
+// IntegrityLevel) would otherwise walk every rule that names it on every
+// event holding it. The other clauses of a triggered rule are then checked
+// against the patterns the scan saw. The prefilter only ever
+// over-approximates: the full evaluation decides.
 
 // maxAtom is the longest window of an atom's literal the scanner keys on:
 // eight bytes are one load and one masked compare.
@@ -552,40 +556,52 @@ func strongClauses(cs []clause) []clause {
 type groupIndex struct {
 	fields []fieldIndex
 	always []int32 // rules (positions in the group) evaluated for every event
-	full   []uint8 // rule position → mask of all its clauses
+	// A rule is reached by the atoms of its most selective clause only
+	// (the pairs a hit walks stay few); rest holds its other clauses, as
+	// OR lists of global patterns (fieldIndex.base + pattern) checked for
+	// the rules that clause reached, once the event is scanned.
+	rest     [][][]int32
+	patterns int
 }
 
 type fieldIndex struct {
 	src       source
 	grams     *gramIndex
-	atomRules [][]ruleClause // pattern → (rule, clause) pairs
-	nonASCII  int32          // the pattern of nonASCIIAtom, -1 when none
-}
-
-type ruleClause struct {
-	pos int32
-	bit uint8
+	atomRules [][]int32 // pattern → the rules it triggers (positions in the group)
+	nonASCII  int32     // the pattern of nonASCIIAtom, -1 when none
+	base      int32     // the global number of pattern 0
 }
 
 func buildGroupIndex(rules []*compiledRule) *groupIndex {
-	gi := &groupIndex{full: make([]uint8, len(rules))}
+	gi := &groupIndex{}
 	type fieldLits struct {
 		src   source
 		ids   map[string]int32
 		lits  []string
-		rules [][]ruleClause
+		rules [][]int32
 	}
 	byKey := map[string]*fieldLits{}
 	var order []string
+	type restAtom struct {
+		pos, clause int32
+		field       string
+		id          int32
+	}
+	var restAtoms []restAtom
 	for pos, r := range rules {
 		cs, ok := clausesOf(r.cond)
 		if !ok {
 			gi.always = append(gi.always, int32(pos))
 			continue
 		}
-		for ci, c := range strongClauses(cs) {
-			bit := uint8(1) << ci
-			gi.full[pos] |= bit
+		strong := strongClauses(cs)
+		trig := 0
+		for ci := range strong {
+			if betterClause(strong[ci], strong[trig]) {
+				trig = ci
+			}
+		}
+		for ci, c := range strong {
 			for _, a := range c {
 				k := a.src.key()
 				fl, ok := byKey[k]
@@ -601,9 +617,12 @@ func buildGroupIndex(rules []*compiledRule) *groupIndex {
 					fl.lits = append(fl.lits, a.lit)
 					fl.rules = append(fl.rules, nil)
 				}
-				rc := ruleClause{pos: int32(pos), bit: bit}
-				if !slices.Contains(fl.rules[id], rc) {
-					fl.rules[id] = append(fl.rules[id], rc)
+				if ci != trig {
+					restAtoms = append(restAtoms, restAtom{pos: int32(pos), clause: int32(ci), field: k, id: id})
+					continue
+				}
+				if !slices.Contains(fl.rules[id], int32(pos)) {
+					fl.rules[id] = append(fl.rules[id], int32(pos))
 				}
 			}
 		}
@@ -614,27 +633,41 @@ func buildGroupIndex(rules []*compiledRule) *groupIndex {
 		if !ok {
 			na = -1
 		}
-		gi.fields = append(gi.fields, fieldIndex{src: fl.src, grams: newGramIndex(fl.lits), atomRules: fl.rules, nonASCII: na})
+		gi.fields = append(gi.fields, fieldIndex{src: fl.src, grams: newGramIndex(fl.lits), atomRules: fl.rules, nonASCII: na, base: int32(gi.patterns)})
+		gi.patterns += len(fl.lits)
+	}
+	// The other clauses of each rule, as global pattern lists.
+	base := map[string]int32{}
+	for i, k := range order {
+		base[k] = gi.fields[i].base
+	}
+	gi.rest = make([][][]int32, len(rules))
+	for _, ra := range restAtoms {
+		cl := &gi.rest[ra.pos]
+		for int(ra.clause) >= len(*cl) {
+			*cl = append(*cl, nil)
+		}
+		gp := base[ra.field] + ra.id
+		if !slices.Contains((*cl)[ra.clause], gp) {
+			(*cl)[ra.clause] = append((*cl)[ra.clause], gp)
+		}
+	}
+	for pos := range gi.rest { // the trigger's slot is empty
+		gi.rest[pos] = slices.DeleteFunc(gi.rest[pos], func(c []int32) bool { return len(c) == 0 })
 	}
 	return gi
 }
 
-func (gi *groupIndex) maxPatterns() int {
-	n := 0
-	for i := range gi.fields {
-		n = max(n, len(gi.fields[i].atomRules))
-	}
-	return n
-}
+func (gi *groupIndex) maxPatterns() int { return gi.patterns }
 
 // scratch is per-call state of Eval, pooled by the RuleSet.
 type scratch struct {
-	rmark  []uint32 // rule position → epoch of its rmask
-	rmask  []uint8  // rule position → clauses seen in this event
+	rmark  []uint32 // rule position → epoch it was triggered in
 	pmark  []uint32 // pattern → epoch it was seen
 	repoch uint32
 	pepoch uint32
 	cand   []int32
+	trig   []int32 // rules their most selective clause reached
 	hits   []int32
 	fold   []byte  // the folded value being scanned
 	found  []int32 // literals the scan found in it
@@ -667,11 +700,11 @@ func (s *scratch) nextP() uint32 {
 // candidates returns, in rule order, the positions of the group's rules
 // whose necessary literals occur in ev.
 func (gi *groupIndex) candidates(ev *schemas.Event, s *scratch) []int32 {
-	s.cand = s.cand[:0]
+	s.cand, s.trig = s.cand[:0], s.trig[:0]
 	re := s.nextR()
+	pe := s.nextP()
 	for i := range gi.fields {
 		f := &gi.fields[i]
-		pe := s.nextP()
 		src := &f.src
 		if src.keywords != nil {
 			for _, a := range src.keywords {
@@ -708,6 +741,11 @@ func (gi *groupIndex) candidates(ev *schemas.Event, s *scratch) []int32 {
 			}
 		}
 	}
+	for _, r := range s.trig {
+		if gi.restHit(r, s, pe) {
+			s.cand = append(s.cand, r)
+		}
+	}
 	s.cand = append(s.cand, gi.always...)
 	slices.Sort(s.cand)
 	return s.cand
@@ -719,31 +757,43 @@ func (gi *groupIndex) scan(f *fieldIndex, v string, s *scratch, re, pe uint32) {
 	}
 	var nonASCII bool
 	s.fold, nonASCII = foldValue(s.fold, v)
-	if nonASCII && f.nonASCII >= 0 && s.pmark[f.nonASCII] != pe {
+	if nonASCII && f.nonASCII >= 0 && s.pmark[f.base+f.nonASCII] != pe {
 		gi.hit(f, f.nonASCII, s, re, pe)
 	}
 	s.found = f.grams.scan(s.fold, s.found[:0])
 	for _, p := range s.found {
-		if s.pmark[p] != pe {
+		if s.pmark[f.base+p] != pe {
 			gi.hit(f, p, s, re, pe)
 		}
 	}
 }
 
-// hit records that pattern p occurs: its (rule, clause) pairs are marked,
-// and a rule whose clauses are all marked becomes a candidate.
+// hit records that pattern p occurs and triggers the rules whose most
+// selective clause it is in; candidates checks their other clauses.
 func (gi *groupIndex) hit(f *fieldIndex, p int32, s *scratch, re, pe uint32) {
-	s.pmark[p] = pe
-	for _, rc := range f.atomRules[p] {
-		r := rc.pos
+	s.pmark[f.base+p] = pe
+	for _, r := range f.atomRules[p] {
 		if s.rmark[r] != re {
 			s.rmark[r] = re
-			s.rmask[r] = 0
-		}
-		if s.rmask[r]&rc.bit == 0 {
-			if s.rmask[r] |= rc.bit; s.rmask[r] == gi.full[r] {
-				s.cand = append(s.cand, r)
-			}
+			s.trig = append(s.trig, r)
 		}
 	}
+}
+
+// restHit reports whether every other clause of rule r has a pattern seen
+// in the event.
+func (gi *groupIndex) restHit(r int32, s *scratch, pe uint32) bool {
+	for _, c := range gi.rest[r] {
+		hit := false
+		for _, p := range c {
+			if s.pmark[p] == pe {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			return false
+		}
+	}
+	return true
 }

@@ -133,7 +133,7 @@ func (rs *RuleSet) getScratch() *scratch {
 	if s, ok := rs.pool.Get().(*scratch); ok {
 		return s
 	}
-	return &scratch{rmark: make([]uint32, rs.maxGroup), rmask: make([]uint8, rs.maxGroup), pmark: make([]uint32, rs.maxPatterns),
+	return &scratch{rmark: make([]uint32, rs.maxGroup), pmark: make([]uint32, rs.maxPatterns),
 		ukeys: &rs.ukeys, uval: make([]string, rs.unmappedKeys), umark: make([]uint32, rs.unmappedKeys)}
 }
 
