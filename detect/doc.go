@@ -22,9 +22,10 @@
 //     struct (attributes.go); every value is compiled once into the cheapest
 //     exact matcher (exact, prefix, suffix, substring, star-separated
 //     segments, general wildcard, RE2 regexp, CIDR, number), and long OR
-//     lists of literals into one automaton, radix tree or set (multi.go). Unknown modifiers are
-//     errors, valid but unimplemented features are *UnsupportedError,
-//     undefined placeholders *PlaceholderError: nothing is silently ignored,
+//     lists of literals into one automaton, radix tree or set (multi.go).
+//     Unknown modifiers are errors, valid but unimplemented features are
+//     *UnsupportedError, undefined placeholders *PlaceholderError: nothing
+//     is silently ignored,
 //     and every error names the file, the rule, the line and the field.
 //  3. Evaluate (RuleSet.Eval, EvalHits): rules are grouped by the events their
 //     logsource selects; an event is checked against each group's selector
@@ -44,8 +45,8 @@
 //     nested conditions). An event's vendor fields are filed by slot in one
 //     pass on its first lookup (ukeys.go), and regexps run in their exists
 //     form (regexsimp.go), as a plain byte-set sequence when that is what
-//     the form is and the input is ASCII (regexseq.go). Eval reads the event in place, allocates nothing
-//     unless a rule matches (scratch state is pooled), does no I/O and is
+//     the form is and the input is ASCII (regexseq.go). Eval reads the
+//     event in place, allocates nothing unless a rule matches (scratch state is pooled), does no I/O and is
 //     safe for concurrent use; a new rule set is swapped in by replacing an
 //     atomic pointer.
 //

@@ -104,11 +104,13 @@ func bestClauses(cs []clause) []clause {
 	return cs[:maxClauses]
 }
 
-func bestClause(cs []clause) clause {
-	best := cs[0]
-	for _, c := range cs[1:] {
-		if betterClause(c, best) {
-			best = c
+func bestClause(cs []clause) clause { return cs[bestClauseIndex(cs)] }
+
+func bestClauseIndex(cs []clause) int {
+	best := 0
+	for i := range cs[1:] {
+		if betterClause(cs[i+1], cs[best]) {
+			best = i + 1
 		}
 	}
 	return best
@@ -579,15 +581,15 @@ func buildGroupIndex(rules []*compiledRule) *groupIndex {
 		ids   map[string]int32
 		lits  []string
 		rules [][]int32
+		base  int32 // the global number of its pattern 0
+	}
+	type litRef struct {
+		fl *fieldLits
+		id int32
 	}
 	byKey := map[string]*fieldLits{}
 	var order []string
-	type restAtom struct {
-		pos, clause int32
-		field       string
-		id          int32
-	}
-	var restAtoms []restAtom
+	rest := make([][][]litRef, len(rules)) // rule → its clauses but the trigger
 	for pos, r := range rules {
 		cs, ok := clausesOf(r.cond)
 		if !ok {
@@ -595,13 +597,9 @@ func buildGroupIndex(rules []*compiledRule) *groupIndex {
 			continue
 		}
 		strong := strongClauses(cs)
-		trig := 0
-		for ci := range strong {
-			if betterClause(strong[ci], strong[trig]) {
-				trig = ci
-			}
-		}
+		trig := bestClauseIndex(strong)
 		for ci, c := range strong {
+			var refs []litRef
 			for _, a := range c {
 				k := a.src.key()
 				fl, ok := byKey[k]
@@ -618,12 +616,13 @@ func buildGroupIndex(rules []*compiledRule) *groupIndex {
 					fl.rules = append(fl.rules, nil)
 				}
 				if ci != trig {
-					restAtoms = append(restAtoms, restAtom{pos: int32(pos), clause: int32(ci), field: k, id: id})
-					continue
-				}
-				if !slices.Contains(fl.rules[id], int32(pos)) {
+					refs = append(refs, litRef{fl, id})
+				} else if !slices.Contains(fl.rules[id], int32(pos)) {
 					fl.rules[id] = append(fl.rules[id], int32(pos))
 				}
+			}
+			if ci != trig {
+				rest[pos] = append(rest[pos], refs)
 			}
 		}
 	}
@@ -633,27 +632,21 @@ func buildGroupIndex(rules []*compiledRule) *groupIndex {
 		if !ok {
 			na = -1
 		}
-		gi.fields = append(gi.fields, fieldIndex{src: fl.src, grams: newGramIndex(fl.lits), atomRules: fl.rules, nonASCII: na, base: int32(gi.patterns)})
+		fl.base = int32(gi.patterns)
+		gi.fields = append(gi.fields, fieldIndex{src: fl.src, grams: newGramIndex(fl.lits), atomRules: fl.rules, nonASCII: na, base: fl.base})
 		gi.patterns += len(fl.lits)
 	}
-	// The other clauses of each rule, as global pattern lists.
-	base := map[string]int32{}
-	for i, k := range order {
-		base[k] = gi.fields[i].base
-	}
 	gi.rest = make([][][]int32, len(rules))
-	for _, ra := range restAtoms {
-		cl := &gi.rest[ra.pos]
-		for int(ra.clause) >= len(*cl) {
-			*cl = append(*cl, nil)
+	for pos, cls := range rest {
+		for _, refs := range cls {
+			var c []int32
+			for _, r := range refs {
+				if p := r.fl.base + r.id; !slices.Contains(c, p) {
+					c = append(c, p)
+				}
+			}
+			gi.rest[pos] = append(gi.rest[pos], c)
 		}
-		gp := base[ra.field] + ra.id
-		if !slices.Contains((*cl)[ra.clause], gp) {
-			(*cl)[ra.clause] = append((*cl)[ra.clause], gp)
-		}
-	}
-	for pos := range gi.rest { // the trigger's slot is empty
-		gi.rest[pos] = slices.DeleteFunc(gi.rest[pos], func(c []int32) bool { return len(c) == 0 })
 	}
 	return gi
 }

@@ -31,7 +31,7 @@ const minMultiContains = 4
 func isASCII(s string) bool {
 	i := 0
 	for ; i+8 <= len(s); i += 8 { // eight bytes a load: it runs ahead of every regexp
-		if binary.LittleEndian.Uint64([]byte(s[i:i+8]))&0x8080808080808080 != 0 {
+		if binary.LittleEndian.Uint64([]byte(s[i:i+8]))&highBits != 0 {
 			return false
 		}
 	}
@@ -212,7 +212,7 @@ type multiAffix struct {
 	keys   []uint32
 	next   []int32 // 0 = empty slot (the root is never a target)
 	mask   uint32
-	slow   []stringMatcher
+	slow   orString // the literals one by one, for non-ASCII input
 }
 
 func newMultiAffix(lits []string, suffix bool) *multiAffix {
@@ -301,7 +301,7 @@ func (m *multiAffix) matchString(s string) bool {
 	for i := 0; i < n; {
 		b := at(i)
 		if b >= utf8.RuneSelf {
-			return m.matchSlow(s)
+			return m.slow.matchString(s)
 		}
 		if st = m.step(st, lowerASCII(b)); st == 0 {
 			return false
@@ -314,7 +314,7 @@ func (m *multiAffix) matchString(s string) bool {
 		for k := 0; k < len(run); k++ {
 			c := at(i + k)
 			if c >= utf8.RuneSelf {
-				return m.matchSlow(s)
+				return m.slow.matchString(s)
 			}
 			if lowerASCII(c) != run[k] {
 				return false
@@ -322,15 +322,6 @@ func (m *multiAffix) matchString(s string) bool {
 		}
 		i += len(run)
 		if m.accept[st] {
-			return true
-		}
-	}
-	return false
-}
-
-func (m *multiAffix) matchSlow(s string) bool {
-	for _, sm := range m.slow {
-		if sm.matchString(s) {
 			return true
 		}
 	}
@@ -449,7 +440,7 @@ func (m *multiContainsUni) matchString(s string) bool {
 type exactSet struct {
 	lits   map[string]struct{} // lower-cased
 	maxLen int
-	slow   []stringMatcher
+	slow   orString // the literals one by one, for non-ASCII input
 }
 
 // maxExactSetKey bounds the value lower-cased on the stack; a longer one
@@ -464,24 +455,15 @@ func (m *exactSet) matchString(s string) bool {
 	for i := 0; i < len(s); i++ {
 		b := s[i]
 		if b >= utf8.RuneSelf {
-			return m.matchSlow(s) // the Kelvin sign and long s fold to ASCII letters
+			return m.slow.matchString(s) // the Kelvin sign and long s fold to ASCII letters
 		}
 		if i == m.maxLen { // longer than every literal, unless runes follow
-			return !isASCII(s[i:]) && m.matchSlow(s)
+			return !isASCII(s[i:]) && m.slow.matchString(s)
 		}
 		buf[i] = lowerASCII(b)
 	}
 	_, ok := m.lits[string(buf[:len(s)])]
 	return ok
-}
-
-func (m *exactSet) matchSlow(s string) bool {
-	for _, sm := range m.slow {
-		if sm.matchString(s) {
-			return true
-		}
-	}
-	return false
 }
 
 // mergeExact replaces four or more case-insensitive ASCII equality matchers

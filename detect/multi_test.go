@@ -49,7 +49,7 @@ func TestMultiAffixRandom(t *testing.T) {
 				if r.IntN(5) == 0 {
 					in = strings.Replace(in, "k", "\u212A", 1)
 				}
-				if got, want := m.matchString(in), m.matchSlow(in); got != want {
+				if got, want := m.matchString(in), m.slow.matchString(in); got != want {
 					t.Fatalf("round %d suffix=%v: %q over %q = %v, literal by literal %v", round, suffix, in, lits, got, want)
 				}
 			}

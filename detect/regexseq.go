@@ -22,8 +22,8 @@ import (
 // rune there, not a byte.
 type byteSeq struct {
 	sets       []byteSet
-	key        int  // index of the set of one byte that starts the search, -1 when none
-	keyByte    byte //
+	key        int  // index of the one-byte set the search jumps by, -1 when none
+	keyByte    byte // that set's byte
 	begin, end bool // anchored at the start (^, \A) or the end ($, \z)
 }
 

@@ -3,7 +3,6 @@ package detect
 import (
 	"math/rand/v2"
 	"regexp"
-	"strings"
 	"testing"
 )
 
@@ -80,10 +79,8 @@ func TestByteSeqCorpus(t *testing.T) {
 			switch i % 4 {
 			case 0:
 				s = it.re.String()
-			case 1: // a piece of the value, repeated or cut
-				a, b := rnd.IntN(len(s)+1), rnd.IntN(len(s)+1)
-				a, b = min(a, b), max(a, b)
-				s = s[:a] + strings.Repeat(s[a:b], rnd.IntN(3)) + s[b:]
+			case 1:
+				s = editPiece(rnd, s)
 			}
 			if !isASCII(s) {
 				continue

@@ -116,6 +116,15 @@ type reItem struct {
 	re  *regexp.Regexp
 }
 
+// editPiece cuts a random piece out of s or repeats it once or twice: the
+// rules' values edited, as inputs near what the expressions were written
+// against.
+func editPiece(rnd *rand.Rand, s string) string {
+	a, b := rnd.IntN(len(s)+1), rnd.IntN(len(s)+1)
+	a, b = min(a, b), max(a, b)
+	return s[:a] + strings.Repeat(s[a:b], rnd.IntN(3)) + s[b:]
+}
+
 // TestExistsFormCorpus checks existsForm on every regular expression of
 // the SigmaHQ rules against the original, on the rules' own values (which
 // the expressions were written against) and on edits of them.
@@ -130,10 +139,8 @@ func TestExistsFormCorpus(t *testing.T) {
 		}
 		for i := 0; i < 300; i++ {
 			s := values[rnd.IntN(len(values))]
-			if i%3 == 0 && len(s) > 2 { // cut or repeat a piece
-				a, b := rnd.IntN(len(s)), rnd.IntN(len(s))
-				a, b = min(a, b), max(a, b)
-				s = s[:a] + strings.Repeat(s[a:b], rnd.IntN(3)) + s[b:]
+			if i%3 == 0 && len(s) > 2 {
+				s = editPiece(rnd, s)
 			}
 			if i%5 == 0 { // the expression's own text often matches it
 				s = it.re.String()
